@@ -1,0 +1,122 @@
+"""``mdnworld`` command line: the only place that parses arguments and prints for people.
+
+Every stage command takes the run directory (default: the config's ``run_dir``), ``--config``
+(a TOML file), ``--set section.key=value`` overrides, and its own stage's fields as flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from pathlib import Path
+
+from mdnworld import __version__
+from mdnworld.config import ConfigError, RunConfig, load_config
+
+
+def _add_stage_flags(parser: argparse.ArgumentParser, stage: str) -> None:
+    """One ``--field-name`` flag per field of the stage's config dataclass (default: unset)."""
+    cls = typing.get_type_hints(RunConfig)[stage]
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(f"[{stage}] settings (override the config file)")
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        typ = hints[f.name]
+        doc = f"(default: {f.default!r})"
+        if typ is bool:
+            group.add_argument(flag, dest=f"{stage}.{f.name}", action=argparse.BooleanOptionalAction,
+                               default=None, help=doc)
+        else:
+            group.add_argument(flag, dest=f"{stage}.{f.name}", default=None, metavar="V", help=doc)
+
+
+def _common(parser: argparse.ArgumentParser, run_dir: bool = True) -> None:
+    if run_dir:
+        parser.add_argument("run_dir", nargs="?", default=None, type=Path,
+                            help="run directory (default: run_dir from the config)")
+    parser.add_argument("--config", type=Path, default=None, help="TOML config file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="override any config value (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mdnworld",
+        description="World Models on the real ViZDoom Take Cover game, and what each "
+        "component of a Mixture Density RNN predicts.",
+    )
+    p.add_argument("--version", action="version", version=f"mdnworld {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("generate", help="step 1: random-policy episodes from the real game")
+    _common(s)
+    _add_stage_flags(s, "generate")
+
+    s = sub.add_parser("validate", help="check every episode file of a run")
+    _common(s)
+
+    s = sub.add_parser("show", help="write MP4/GIF/PNG previews of one stored episode")
+    _common(s)
+    _add_stage_flags(s, "show")
+
+    s = sub.add_parser("pipeline", help="run every stage in order from one config file")
+    _common(s, run_dir=False)
+    s.add_argument("--run-dir", type=Path, default=None, help="override the config's run_dir")
+    return p
+
+
+def _resolve(args: argparse.Namespace) -> tuple[Path, RunConfig]:
+    overrides = list(args.overrides)
+    for key, value in vars(args).items():
+        if "." in key and value is not None:
+            overrides.append(f"{key}={value}")
+    cfg = load_config(args.config, overrides)
+    run_dir = getattr(args, "run_dir", None)
+    if run_dir is not None:
+        cfg.run_dir = str(run_dir)
+    return Path(cfg.run_dir), cfg
+
+
+def _cmd_validate(run_dir: Path) -> int:
+    from mdnworld.data.episodes import EPISODE_DIR, validate_run
+
+    if not (run_dir / EPISODE_DIR).is_dir():
+        print(f"error: {run_dir / EPISODE_DIR}: no episode folder", file=sys.stderr)
+        return 2
+    good, bad = validate_run(run_dir)
+    for err in bad:
+        print(f"BAD {err}", file=sys.stderr)
+    print(f"{len(good)} valid episode file(s), {len(bad)} bad")
+    return 1 if bad or not good else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run_dir, cfg = _resolve(args)
+        if args.command == "validate":
+            return _cmd_validate(run_dir)
+
+        from mdnworld import pipeline
+
+        if args.command == "pipeline":
+            pipeline.run_pipeline(run_dir, cfg)
+            return 0
+        stage = {s.name: s for s in pipeline.STAGES}[args.command]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        pipeline.save_run_config(run_dir, cfg)
+        stage.run(run_dir, cfg, print)
+        return 0
+    except (ConfigError, ValueError, RuntimeError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Configuration: one dataclass per pipeline stage, filled from TOML, overridden on the command line.
+
+A config file has one table per stage plus a top-level ``run_dir``::
+
+    run_dir = "runs/demo"
+    [generate]
+    episodes = 40
+
+Command-line overrides come either as a stage's own flags (``mdnworld generate --episodes 5``)
+or as ``--set generate.episodes=5`` (any stage, any field). Unknown tables or keys are errors,
+so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class GenerateConfig:
+    """Step 1: random-policy episodes from the real game (SPEC §1-2)."""
+
+    episodes: int = 2000
+    """Number of episodes; episode i always uses seed base_seed + i."""
+    workers: int = 0
+    """Worker processes; 0 means one per CPU core."""
+    base_seed: int = 0
+    max_steps: int = 2100
+    """Episode cap in game tics (SPEC §1)."""
+    resolution: str = "RES_160X120"
+    """ViZDoom screen resolution; the smallest one is the fastest and still resolves fireballs."""
+    retries: int = 1
+    """How often episodes of a crashed worker are retried before the run fails."""
+
+
+@dataclass
+class ShowConfig:
+    """Preview of one stored episode: MP4, GIF and a PNG contact sheet."""
+
+    episode: int = 0
+    fps: int = 35
+    """Playback speed; the game runs at 35 tics per second."""
+    scale: int = 4
+    """Nearest-neighbour upscaling of the 64x64 frames in the videos."""
+    max_contact_frames: int = 64
+
+
+@dataclass
+class RunConfig:
+    """Everything a pipeline run needs: one table per stage."""
+
+    run_dir: str = "runs/default"
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    show: ShowConfig = field(default_factory=ShowConfig)
+
+
+STAGES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name != "run_dir")
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the source."""
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def coerce(value: Any, typ: Any, where: str) -> Any:
+    """Convert ``value`` (from TOML or a command-line string) to the field type ``typ``."""
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return coerce(value, args[0], where)
+    if origin in (list, tuple):
+        (item,) = typing.get_args(typ)[:1]
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [coerce(v, item, where) for v in value]
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if typ in (int, float, str):
+        if typ is int and isinstance(value, bool | float) and not float(value).is_integer():
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return typ(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected {typ.__name__}, got {value!r}") from None
+    raise ConfigError(f"{where}: unsupported field type {typ!r}")
+
+
+def _apply(obj: Any, values: dict[str, Any], where: str) -> None:
+    hints = _field_types(type(obj))
+    for key, value in values.items():
+        if key not in hints:
+            known = ", ".join(hints)
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {known})")
+        if dataclasses.is_dataclass(hints[key]):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{key}: expected a table")
+            _apply(getattr(obj, key), value, f"{where}.{key}")
+        else:
+            setattr(obj, key, coerce(value, hints[key], f"{where}.{key}"))
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults, then the TOML file at ``path``, then ``section.key=value`` overrides."""
+    cfg = RunConfig()
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML ({e})") from None
+        _apply(cfg, data, str(path))
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r}: expected section.key=value")
+        parts = key.strip().split(".")
+        nested: dict[str, Any] = {parts[-1]: value.strip()}
+        for p in reversed(parts[:-1]):
+            nested = {p: nested}
+        _apply(cfg, nested, f"override {item!r}")
+    return cfg
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-serialisable copy of a config dataclass."""
+    return dataclasses.asdict(cfg)

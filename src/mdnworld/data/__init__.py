@@ -1,0 +1,1 @@
+"""Run-directory files: episodes (step 1) and their validation."""

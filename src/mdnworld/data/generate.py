@@ -1,0 +1,240 @@
+"""Step 1, ``mdnworld generate``: random-policy episodes from the real game, over worker processes.
+
+Episode i always uses seed ``base_seed + i`` (game and policy alike), so the data does not
+depend on the number of workers or on the order they finish in. Each worker keeps one game
+instance, plays whole episodes and writes each one atomically itself; the parent only keeps the
+manifest and the progress bar. Finished files are skipped on a re-run (resume).
+
+A worker that raises or dies takes its episodes to a retry round on a fresh pool; after
+``retries`` rounds the run fails with an error that names the episodes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mdnworld.config import GenerateConfig, to_dict
+from mdnworld.data.episodes import (
+    EPISODE_DIR,
+    FORMAT,
+    MANIFEST,
+    Episode,
+    EpisodeFileError,
+    episode_info,
+    episode_path,
+    save_episode,
+)
+from mdnworld.env.take_cover import RandomRepeatPolicy, TakeCoverEnv
+from mdnworld.io import atomic_write_json, read_json, remove_stale_temps
+
+# Settings that change the content of an episode: a resumed run must use the same ones.
+CONTENT_KEYS = ("base_seed", "max_steps", "resolution")
+
+
+class GenerateError(RuntimeError):
+    """Generation could not finish; the message names the failed episodes."""
+
+
+def play_episode(env: TakeCoverEnv, seed: int) -> tuple[Episode, bool]:
+    """Play one episode with the SPEC §2 random policy. Returns (episode, truncated)."""
+    policy = RandomRepeatPolicy(seed)
+    obs, _ = env.reset(seed=seed)
+    frames, actions = [], []
+    while True:
+        a = policy(obs)
+        frames.append(obs)
+        actions.append(a)
+        obs, _, terminated, truncated, _ = env.step(a)
+        if terminated or truncated:
+            break
+    n = len(frames)
+    dones = np.zeros(n, bool)
+    dones[-1] = terminated
+    ep = Episode(
+        frames=np.stack(frames),
+        actions=np.stack(actions).astype(np.float32),
+        rewards=np.ones(n, np.float32),
+        dones=dones,
+        seed=seed,
+    )
+    return ep, bool(truncated)
+
+
+# ---- worker process side -------------------------------------------------------------------
+
+_ENV: TakeCoverEnv | None = None
+
+
+def _init_worker(max_steps: int, resolution: str) -> None:
+    global _ENV
+    _ENV = TakeCoverEnv(max_steps=max_steps, resolution=resolution)
+
+
+def _run_episode(index: int, seed: int, run_dir: str) -> dict:
+    assert _ENV is not None, "worker not initialised"
+    t0 = time.perf_counter()
+    ep, truncated = play_episode(_ENV, seed)
+    save_episode(episode_path(run_dir, index), ep)
+    return {
+        "index": index,
+        "seed": seed,
+        "length": len(ep),
+        "truncated": truncated,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+# ---- parent side ---------------------------------------------------------------------------
+
+
+@dataclass
+class GenerateSummary:
+    episodes: int
+    generated: int
+    skipped: int
+    mean_length: float
+    std_length: float
+    frames: int
+    bytes_on_disk: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.episodes} episodes ({self.generated} generated, {self.skipped} already there), "
+            f"length {self.mean_length:.1f} ± {self.std_length:.1f} steps, {self.frames} frames, "
+            f"{self.bytes_on_disk / 1e6:.1f} MB on disk, {self.seconds:.1f} s"
+        )
+
+
+def _load_manifest(run_dir: Path, cfg: GenerateConfig) -> dict[int, dict]:
+    """Entries of an existing manifest; refuses to resume with different content settings."""
+    path = run_dir / EPISODE_DIR / MANIFEST
+    if not path.exists():
+        return {}
+    man = read_json(path)
+    old = man.get("config", {})
+    for key in CONTENT_KEYS:
+        if key in old and old[key] != getattr(cfg, key):
+            raise GenerateError(
+                f"{path}: this run was generated with {key}={old[key]!r}, not "
+                f"{getattr(cfg, key)!r}; use another run directory or the same setting"
+            )
+    return {int(e["index"]): e for e in man.get("episodes", [])}
+
+
+def _write_manifest(run_dir: Path, cfg: GenerateConfig, entries: dict[int, dict]) -> None:
+    atomic_write_json(
+        run_dir / EPISODE_DIR / MANIFEST,
+        {
+            "format": FORMAT,
+            "frame_shape": [64, 64, 3],
+            "config": to_dict(cfg),
+            "episodes": [entries[i] for i in sorted(entries)],
+        },
+    )
+
+
+def resolve_workers(workers: int) -> int:
+    return workers if workers > 0 else (os.cpu_count() or 1)
+
+
+def generate(
+    run_dir: Path | str,
+    cfg: GenerateConfig,
+    progress: Callable[[dict], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> GenerateSummary:
+    """Generate ``cfg.episodes`` episodes into ``run_dir/episodes``, skipping finished ones.
+
+    ``progress`` is called in the parent with each finished episode's entry.
+    """
+    t_start = time.perf_counter()
+    run_dir = Path(run_dir)
+    ep_dir = run_dir / EPISODE_DIR
+    ep_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(ep_dir)
+    old_entries = _load_manifest(run_dir, cfg)
+
+    entries: dict[int, dict] = {}
+    todo: list[int] = []
+    for i in range(cfg.episodes):
+        path = episode_path(run_dir, i)
+        if not path.exists():
+            todo.append(i)
+            continue
+        entry = old_entries.get(i)
+        if entry is None:  # the file landed but the manifest was not rewritten before a stop
+            try:
+                n, truncated = episode_info(path)
+            except EpisodeFileError as e:
+                raise GenerateError(f"{e}; delete it and re-run to regenerate it") from None
+            entry = {"index": i, "seed": cfg.base_seed + i, "length": n, "truncated": truncated}
+        entries[i] = entry
+    skipped = len(entries)
+
+    last_write = time.monotonic()
+    attempts = 0
+    while todo:
+        failed: dict[int, str] = {}
+        ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no forked game state
+        n_workers = min(resolve_workers(cfg.workers), len(todo))
+        with ProcessPoolExecutor(
+            n_workers, mp_context=ctx, initializer=_init_worker,
+            initargs=(cfg.max_steps, cfg.resolution),
+        ) as pool:
+            futures: dict[Future, int] = {
+                pool.submit(_run_episode, i, cfg.base_seed + i, str(run_dir)): i for i in todo
+            }
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=5.0, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = futures[fut]
+                    try:
+                        entry = fut.result()
+                    except BrokenProcessPool:
+                        failed[i] = "a worker process died (killed or crashed)"
+                        continue
+                    except Exception as e:  # noqa: BLE001 - reported with the episode below
+                        failed[i] = f"{type(e).__name__}: {e}"
+                        continue
+                    entry.pop("seconds", None)
+                    entries[i] = entry
+                    if progress is not None:
+                        progress(entry)
+                if time.monotonic() - last_write > 5.0:
+                    _write_manifest(run_dir, cfg, entries)
+                    last_write = time.monotonic()
+        _write_manifest(run_dir, cfg, entries)
+        todo = sorted(failed)
+        if todo:
+            first = ", ".join(f"episode {i} (seed {cfg.base_seed + i}): {failed[i]}" for i in todo[:5])
+            if attempts >= cfg.retries:
+                raise GenerateError(
+                    f"{len(todo)} episode(s) failed after {attempts + 1} attempt(s): {first}"
+                    + (" ..." if len(todo) > 5 else "")
+                )
+            attempts += 1
+            log(f"retrying {len(todo)} episode(s) on a fresh pool (attempt {attempts + 1}): {first}")
+
+    lengths = np.array([entries[i]["length"] for i in sorted(entries)], dtype=np.int64)
+    size = sum(episode_path(run_dir, i).stat().st_size for i in entries)
+    return GenerateSummary(
+        episodes=len(entries),
+        generated=len(entries) - skipped,
+        skipped=skipped,
+        mean_length=float(lengths.mean()) if len(lengths) else 0.0,
+        std_length=float(lengths.std()) if len(lengths) else 0.0,
+        frames=int(lengths.sum()),
+        bytes_on_disk=int(size),
+        seconds=time.perf_counter() - t_start,
+    )

@@ -1,0 +1,1 @@
+"""Neural network models: the VAE (vision) and the MDN-RNN (memory)."""

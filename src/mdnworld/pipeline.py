@@ -1,0 +1,88 @@
+"""The pipeline: every stage as one function ``(run_dir, cfg, log) -> None``, in order.
+
+Each stage reads and writes files in one run directory and is resumable by itself;
+``is_done`` lets ``mdnworld pipeline`` skip a finished stage without even starting it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mdnworld.config import RunConfig, to_dict
+from mdnworld.io import atomic_write_json
+
+Log = Callable[[str], None]
+
+
+def run_generate(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
+    from mdnworld.data.generate import generate, resolve_workers
+
+    g = cfg.generate
+    log(f"generate: {g.episodes} episodes with {resolve_workers(g.workers)} worker(s) into {run_dir}")
+    frames = 0
+    with tqdm(total=g.episodes, unit="ep", desc="generate", dynamic_ncols=True) as bar:
+
+        def progress(entry: dict) -> None:
+            nonlocal frames
+            frames += entry["length"]
+            bar.update(1)
+            elapsed = bar.format_dict["elapsed"] or 1e-9
+            bar.set_postfix(frames_per_s=f"{frames / elapsed:.0f}", refresh=False)
+
+        summary = generate(run_dir, g, progress=progress, log=bar.write)
+        bar.n = summary.episodes
+        bar.refresh()
+    log(f"generate: {summary}")
+
+
+def generate_done(run_dir: Path, cfg: RunConfig) -> bool:
+    from mdnworld.data.episodes import episode_path
+
+    return all(episode_path(run_dir, i).exists() for i in range(cfg.generate.episodes))
+
+
+def run_show(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
+    from mdnworld.data.preview import show_episode
+
+    for p in show_episode(run_dir, cfg.show):
+        log(f"show: wrote {p}")
+
+
+def show_done(run_dir: Path, cfg: RunConfig) -> bool:
+    from mdnworld.data.preview import PREVIEW_DIR
+
+    return (run_dir / PREVIEW_DIR / f"episode_{cfg.show.episode:06d}_contact.png").exists()
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[Path, RunConfig, Log], None]
+    is_done: Callable[[Path, RunConfig], bool]
+
+
+STAGES: list[Stage] = [
+    Stage("generate", run_generate, generate_done),
+    Stage("show", run_show, show_done),
+]
+
+
+def save_run_config(run_dir: Path, cfg: RunConfig) -> None:
+    """Record the resolved config of the latest command in ``RUN_DIR/config.json``."""
+    atomic_write_json(run_dir / "config.json", to_dict(cfg))
+
+
+def run_pipeline(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_run_config(run_dir, cfg)
+    for stage in STAGES:
+        if stage.is_done(run_dir, cfg):
+            log(f"[{stage.name}] already finished, skipped")
+            continue
+        log(f"[{stage.name}] running")
+        stage.run(run_dir, cfg, log)
+    log(f"pipeline finished: {run_dir}")
