@@ -26,19 +26,35 @@ def _add_stage_flags(parser: argparse.ArgumentParser, stage: str) -> None:
         typ = hints[f.name]
         doc = f"(default: {f.default!r})"
         if typ is bool:
-            group.add_argument(flag, dest=f"{stage}.{f.name}", action=argparse.BooleanOptionalAction,
-                               default=None, help=doc)
+            group.add_argument(
+                flag,
+                dest=f"{stage}.{f.name}",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=doc,
+            )
         else:
             group.add_argument(flag, dest=f"{stage}.{f.name}", default=None, metavar="V", help=doc)
 
 
 def _common(parser: argparse.ArgumentParser, run_dir: bool = True) -> None:
     if run_dir:
-        parser.add_argument("run_dir", nargs="?", default=None, type=Path,
-                            help="run directory (default: run_dir from the config)")
+        parser.add_argument(
+            "run_dir",
+            nargs="?",
+            default=None,
+            type=Path,
+            help="run directory (default: run_dir from the config)",
+        )
     parser.add_argument("--config", type=Path, default=None, help="TOML config file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="SECTION.KEY=VALUE", help="override any config value (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override any config value (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished work is kept; run the same command again to resume",
-              file=sys.stderr)
+        print(
+            "interrupted: finished work is kept; run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -1,4 +1,4 @@
-"""Configuration: one dataclass per pipeline stage, filled from TOML, overridden on the command line.
+"""Configuration: one dataclass per pipeline stage, from TOML, overridden on the command line.
 
 A config file has one table per stage plus a top-level ``run_dir``::
 
@@ -61,7 +61,9 @@ class RunConfig:
     show: ShowConfig = field(default_factory=ShowConfig)
 
 
-STAGES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name != "run_dir")
+STAGES: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(RunConfig) if f.name != "run_dir"
+)
 
 
 class ConfigError(ValueError):
@@ -119,7 +121,9 @@ def _apply(obj: Any, values: dict[str, Any], where: str) -> None:
             setattr(obj, key, coerce(value, hints[key], f"{where}.{key}"))
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> RunConfig:
+def load_config(
+    path: str | os.PathLike | None = None, overrides: list[str] | None = None
+) -> RunConfig:
     """Defaults, then the TOML file at ``path``, then ``section.key=value`` overrides."""
     cfg = RunConfig()
     if path is not None:

@@ -22,7 +22,8 @@ def run_generate(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
     from mdnworld.data.generate import generate, resolve_workers
 
     g = cfg.generate
-    log(f"generate: {g.episodes} episodes with {resolve_workers(g.workers)} worker(s) into {run_dir}")
+    workers = resolve_workers(g.workers)
+    log(f"generate: {g.episodes} episodes with {workers} worker(s) into {run_dir}")
     frames = 0
     with tqdm(total=g.episodes, unit="ep", desc="generate", dynamic_ncols=True) as bar:
 

@@ -61,18 +61,30 @@ def episode_files(run_dir: Path | str) -> list[Path]:
     return sorted((Path(run_dir) / EPISODE_DIR).glob("ep_*.npz"))
 
 
+def write_npz(path: Path | str, arrays: dict[str, np.ndarray]) -> None:
+    """Atomically write an uncompressed ``.npz`` that ``np.load`` reads, byte-for-byte
+    reproducible: unlike ``np.savez`` it stamps every member with a fixed date, so equal
+    arrays give equal files (and equal checksums)."""
+    with atomic_open(path, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asarray(arr), allow_pickle=False)
+
+
 def save_episode(path: Path | str, ep: Episode) -> None:
     """Validate ``ep`` and write it atomically to ``path``."""
     check_episode(ep, path)
-    with atomic_open(path, "wb") as f:
-        np.savez(
-            f,
-            frames=ep.frames,
-            actions=ep.actions,
-            rewards=ep.rewards,
-            dones=ep.dones,
-            seed=np.int64(ep.seed),
-        )
+    write_npz(
+        path,
+        {
+            "frames": ep.frames,
+            "actions": ep.actions,
+            "rewards": ep.rewards,
+            "dones": ep.dones,
+            "seed": np.int64(ep.seed),
+        },
+    )
 
 
 def check_episode(ep: Episode, path: Path | str = "<episode>") -> None:
@@ -89,7 +101,9 @@ def check_episode(ep: Episode, path: Path | str = "<episode>") -> None:
     for key, (dtype, tail) in expected.items():
         arr = getattr(ep, key)
         if arr.dtype != dtype:
-            raise EpisodeFileError(path, f"'{key}' has dtype {arr.dtype}, expected {np.dtype(dtype)}")
+            raise EpisodeFileError(
+                path, f"'{key}' has dtype {arr.dtype}, expected {np.dtype(dtype)}"
+            )
         if arr.shape != (n, *tail):
             raise EpisodeFileError(
                 path, f"'{key}' has shape {arr.shape}, expected {(n, *tail)} (T={n} from frames)"

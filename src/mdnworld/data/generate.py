@@ -11,8 +11,12 @@ A worker that raises or dies takes its episodes to a retry round on a fresh pool
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import multiprocessing.util
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -76,7 +80,28 @@ _ENV: TakeCoverEnv | None = None
 
 def _init_worker(max_steps: int, resolution: str) -> None:
     global _ENV
+    # ViZDoom runs the game in a process of its own, which inherits our open descriptors.
+    # Two consequences if this worker dies abruptly: the orphaned game would hold the pipe
+    # by which the pool notices dead workers (so the pool would wait forever), and it lives
+    # on. So: no descriptor of ours is inherited, and we lead a process group of our own so
+    # the parent can kill worker and game together (see _kill_workers).
+    for fd in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+        with contextlib.suppress(OSError):
+            if int(fd) > 2:
+                os.set_inheritable(int(fd), False)
+    os.setpgrp()
+    threading.Thread(target=_die_with_parent, args=(os.getppid(),), daemon=True).start()
     _ENV = TakeCoverEnv(max_steps=max_steps, resolution=resolution)
+    # Pool workers leave through os._exit (no atexit): close the game in multiprocessing's
+    # own exit hook, or the game process would outlive the worker.
+    mp.util.Finalize(None, _ENV.close, exitpriority=10)
+
+
+def _die_with_parent(parent: int) -> None:
+    """If the parent is killed, take this worker's process group (worker + game) down too."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 def _run_episode(index: int, seed: int, run_dir: str) -> dict:
@@ -143,6 +168,13 @@ def _write_manifest(run_dir: Path, cfg: GenerateConfig, entries: dict[int, dict]
     )
 
 
+def _kill_workers(pids: set[int]) -> None:
+    """SIGKILL each worker's process group: the worker and the game process it started."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
 def resolve_workers(workers: int) -> int:
     return workers if workers > 0 else (os.cpu_count() or 1)
 
@@ -188,43 +220,58 @@ def generate(
         ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no forked game state
         n_workers = min(resolve_workers(cfg.workers), len(todo))
         with ProcessPoolExecutor(
-            n_workers, mp_context=ctx, initializer=_init_worker,
+            n_workers,
+            mp_context=ctx,
+            initializer=_init_worker,
             initargs=(cfg.max_steps, cfg.resolution),
         ) as pool:
             futures: dict[Future, int] = {
                 pool.submit(_run_episode, i, cfg.base_seed + i, str(run_dir)): i for i in todo
             }
             pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=5.0, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    i = futures[fut]
-                    try:
-                        entry = fut.result()
-                    except BrokenProcessPool:
-                        failed[i] = "a worker process died (killed or crashed)"
-                        continue
-                    except Exception as e:  # noqa: BLE001 - reported with the episode below
-                        failed[i] = f"{type(e).__name__}: {e}"
-                        continue
-                    entry.pop("seconds", None)
-                    entries[i] = entry
-                    if progress is not None:
-                        progress(entry)
-                if time.monotonic() - last_write > 5.0:
-                    _write_manifest(run_dir, cfg, entries)
-                    last_write = time.monotonic()
-        _write_manifest(run_dir, cfg, entries)
+            workers: set[int] = set()
+            try:
+                while pending:
+                    workers |= set(getattr(pool, "_processes", None) or ())
+                    done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        i = futures[fut]
+                        try:
+                            entry = fut.result()
+                        except BrokenProcessPool:
+                            failed[i] = "a worker process died (killed or crashed)"
+                            continue
+                        except Exception as e:  # noqa: BLE001 - reported with the episode below
+                            failed[i] = f"{type(e).__name__}: {e}"
+                            continue
+                        entry.pop("seconds", None)
+                        entries[i] = entry
+                        if progress is not None:
+                            progress(entry)
+                    if time.monotonic() - last_write > 5.0:
+                        _write_manifest(run_dir, cfg, entries)
+                        last_write = time.monotonic()
+            except BaseException:  # Ctrl-C or a bug here: take the workers' games down too
+                _kill_workers(workers)
+                raise
+            finally:
+                _write_manifest(run_dir, cfg, entries)
+            if failed:
+                _kill_workers(workers)
         todo = sorted(failed)
         if todo:
-            first = ", ".join(f"episode {i} (seed {cfg.base_seed + i}): {failed[i]}" for i in todo[:5])
+            first = ", ".join(
+                f"episode {i} (seed {cfg.base_seed + i}): {failed[i]}" for i in todo[:5]
+            )
             if attempts >= cfg.retries:
                 raise GenerateError(
                     f"{len(todo)} episode(s) failed after {attempts + 1} attempt(s): {first}"
                     + (" ..." if len(todo) > 5 else "")
                 )
             attempts += 1
-            log(f"retrying {len(todo)} episode(s) on a fresh pool (attempt {attempts + 1}): {first}")
+            log(
+                f"retrying {len(todo)} episode(s) on a fresh pool (attempt {attempts + 1}): {first}"
+            )
 
     lengths = np.array([entries[i]["length"] for i in sorted(entries)], dtype=np.int64)
     size = sum(episode_path(run_dir, i).stat().st_size for i in entries)

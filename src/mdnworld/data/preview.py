@@ -19,7 +19,9 @@ def upscale(frames: np.ndarray, scale: int) -> np.ndarray:
     return frames.repeat(scale, axis=-3).repeat(scale, axis=-2)
 
 
-def contact_sheet(frames: np.ndarray, max_frames: int = 64, cols: int = 8, pad: int = 2) -> np.ndarray:
+def contact_sheet(
+    frames: np.ndarray, max_frames: int = 64, cols: int = 8, pad: int = 2
+) -> np.ndarray:
     """Evenly spaced frames of (T, H, W, 3) tiled into one (rows*(H+pad), cols*(W+pad), 3) image."""
     t = len(frames)
     idx = np.unique(np.linspace(0, t - 1, min(max_frames, t)).round().astype(int))
@@ -40,8 +42,13 @@ def write_video(path: Path, frames: np.ndarray, fps: int) -> None:
         if suffix == ".mp4":
             # H and W must be multiples of 16 for most players; callers upscale 64x64 frames.
             imageio.mimwrite(
-                tmp, list(frames), format="FFMPEG", fps=fps, codec="libx264",
-                pixelformat="yuv420p", macro_block_size=16,
+                tmp,
+                list(frames),
+                format="FFMPEG",
+                fps=fps,
+                codec="libx264",
+                pixelformat="yuv420p",
+                macro_block_size=16,
             )
         elif suffix == ".gif":
             imageio.mimwrite(tmp, list(frames), format="GIF", duration=1000 / fps, loop=0)

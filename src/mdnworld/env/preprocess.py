@@ -24,7 +24,9 @@ def preprocess_frame(screen: np.ndarray) -> np.ndarray:
     A constant screen (max == min) maps to all zeros.
     """
     if screen.ndim != 3 or screen.shape[2] != 3 or screen.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 screen (H, W, 3), got {screen.shape} {screen.dtype}")
+        raise ValueError(
+            f"expected an RGB uint8 screen (H, W, 3), got {screen.shape} {screen.dtype}"
+        )
     lo, hi, _, _ = cv2.minMaxLoc(screen.reshape(screen.shape[0], -1))
     small = cv2.resize(screen, FRAME_SHAPE[1::-1], interpolation=cv2.INTER_LINEAR)
     if hi <= lo:

@@ -40,6 +40,7 @@ def make_game(resolution: str = "RES_160X120") -> vzd.DoomGame:
     game.set_screen_resolution(res)
     game.set_screen_format(vzd.ScreenFormat.RGB24)
     game.set_mode(vzd.Mode.PLAYER)
+    game.set_available_game_variables([vzd.GameVariable.HEALTH, vzd.GameVariable.POSITION_Y])
     buttons = game.get_available_buttons()
     if buttons != [vzd.Button.MOVE_LEFT, vzd.Button.MOVE_RIGHT]:
         raise RuntimeError(f"take_cover.cfg has unexpected buttons {buttons}")
@@ -51,7 +52,8 @@ class TakeCoverEnv(gym.Env):
     """Gymnasium wrapper: observations are preprocessed 64x64x3 uint8 frames.
 
     ``reset(seed=s)`` calls ``game.set_seed(s)`` right before ``new_episode()``, so the same
-    seed and the same actions replay the same episode. ``info["health"]`` is the player's health.
+    seed and the same actions replay the same episode. ``info`` holds the player's ``health``
+    and lateral map coordinate ``y`` (strafing left raises it).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 35}
@@ -71,13 +73,14 @@ class TakeCoverEnv(gym.Env):
         self._obs = np.zeros(FRAME_SHAPE, np.uint8)
         self._screen: np.ndarray | None = None
         self._health = 0.0
+        self._y = 0.0
 
     def _observe(self) -> np.ndarray:
         state = self.game.get_state()
         if state is not None:  # None once the episode has finished: keep the last frame
             self._screen = state.screen_buffer
             self._obs = preprocess_frame(self._screen)
-            self._health = float(state.game_variables[0])  # HEALTH, the scenario's only variable
+            self._health, self._y = (float(v) for v in state.game_variables)
         else:
             self._health = 0.0
         return self._obs
@@ -91,7 +94,7 @@ class TakeCoverEnv(gym.Env):
         self.game.set_seed(int(seed) % 2**32)
         self.game.new_episode()
         self._t = 0
-        return self._observe().copy(), {"health": self._health}
+        return self._observe().copy(), {"health": self._health, "y": self._y}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = float(np.asarray(action, dtype=np.float32).reshape(-1)[0])
@@ -100,7 +103,7 @@ class TakeCoverEnv(gym.Env):
         terminated = self.game.is_episode_finished()
         truncated = not terminated and self._t >= self.max_steps
         obs = self._observe().copy()
-        info = {"health": self._health, "t": self._t}
+        info = {"health": self._health, "y": self._y, "t": self._t}
         return obs, 1.0, terminated, truncated, info
 
     def render(self) -> np.ndarray | None:

@@ -1,0 +1,89 @@
+"""CLI and config: --help everywhere, TOML + overrides, the demo pipeline on a tiny config."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mdnworld.cli import build_parser, main
+from mdnworld.config import ConfigError, load_config
+
+
+def _subcommands() -> list[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(action.choices)
+
+
+def test_expected_subcommands() -> None:
+    assert {"generate", "validate", "show", "pipeline"} <= set(_subcommands())
+
+
+@pytest.mark.parametrize("command", _subcommands())
+def test_help(command: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "mdnworld.cli", command, "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"mdnworld {command}" in out.stdout
+
+
+def test_config_file_and_overrides(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text('run_dir = "x"\n[generate]\nepisodes = 7\nworkers = 2\n')
+    cfg = load_config(cfg_file, ["generate.workers=1", "show.episode=3"])
+    assert (cfg.run_dir, cfg.generate.episodes, cfg.generate.workers) == ("x", 7, 1)
+    assert cfg.show.episode == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "message"),
+    [
+        ("[generate]\nepisodez = 7\n", [], "unknown key 'episodez'"),
+        ("[generate]\nepisodes = 'many'\n", [], "expected int"),
+        ("[nope]\n", [], "unknown key 'nope'"),
+        ("[generate\n", [], "not valid TOML"),
+        ("", ["generate.episodes"], "expected section.key=value"),
+        ("", ["generate.workers=1.5"], "expected int"),
+    ],
+)
+def test_config_errors_name_the_source(
+    tmp_path: Path, text: str, overrides: list[str], message: str
+) -> None:
+    cfg_file = tmp_path / "bad.toml"
+    cfg_file.write_text(text)
+    with pytest.raises(ConfigError, match=message) as e:
+        load_config(cfg_file, overrides)
+    assert str(cfg_file) in str(e.value) or overrides
+
+
+def test_missing_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["generate", str(tmp_path), "--config", str(tmp_path / "none.toml")]) == 2
+    assert "none.toml: config file not found" in capsys.readouterr().err
+
+
+def test_shipped_configs_load() -> None:
+    root = Path(__file__).parent.parent / "configs"
+    assert load_config(root / "paper.toml").generate.episodes == 2000
+    assert load_config(root / "demo.toml").run_dir == "runs/demo"
+
+
+def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "tiny.toml"
+    cfg_file.write_text(f'run_dir = "{tmp_path / "run"}"\n[generate]\nepisodes = 2\nworkers = 1\n')
+    cmd = [sys.executable, "-m", "mdnworld.cli", "pipeline", "--config", str(cfg_file)]
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    run = tmp_path / "run"
+    assert (run / "episodes" / "manifest.json").exists()
+    assert (run / "preview" / "episode_000000.mp4").stat().st_size > 0
+    assert (run / "preview" / "episode_000000_contact.png").stat().st_size > 0
+    assert (run / "config.json").exists()
+    second = subprocess.run(cmd, capture_output=True, text=True)
+    assert second.returncode == 0
+    assert "[generate] already finished" in second.stdout
+    assert "[show] already finished" in second.stdout
