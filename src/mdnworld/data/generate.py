@@ -19,7 +19,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +43,7 @@ from mdnworld.data.episodes import (
     episode_path,
     save_episode,
 )
+from mdnworld.env.preprocess import preprocess_frame
 from mdnworld.env.take_cover import RandomRepeatPolicy, TakeCoverEnv
 from mdnworld.io import atomic_write_json, read_json, remove_stale_temps
 
@@ -48,18 +55,43 @@ class GenerateError(RuntimeError):
     """Generation could not finish; the message names the failed episodes."""
 
 
-def play_episode(env: TakeCoverEnv, seed: int) -> tuple[Episode, bool]:
-    """Play one episode with the SPEC §2 random policy. Returns (episode, truncated)."""
+CHUNK = 32  # raw screens handed to the preprocessing thread at a time
+
+
+def _preprocess_all(screens: list[np.ndarray]) -> list[np.ndarray]:
+    return [preprocess_frame(s) for s in screens]
+
+
+def play_episode(
+    env: TakeCoverEnv, seed: int, threads: ThreadPoolExecutor | None = None
+) -> tuple[Episode, bool]:
+    """Play one episode with the SPEC §2 random policy. Returns (episode, truncated).
+
+    With a raw-screen env (``preprocess=False``) and a thread pool, frames are preprocessed
+    on that thread in chunks while the game renders the next ones (OpenCV and ViZDoom both
+    release the GIL), so preprocessing costs the game loop almost nothing. The result is
+    identical to preprocessing every frame inline.
+    """
     policy = RandomRepeatPolicy(seed)
     obs, _ = env.reset(seed=seed)
-    frames, actions = [], []
+    frames: list = []  # frames, or futures of chunks of frames
+    chunk: list[np.ndarray] = []
+    actions = []
     while True:
         a = policy(obs)
-        frames.append(obs)
         actions.append(a)
+        if env.preprocess:
+            frames.append(obs)
+        else:
+            chunk.append(obs)
+            if len(chunk) == CHUNK and threads is not None:
+                frames.append(threads.submit(_preprocess_all, chunk))
+                chunk = []
         obs, _, terminated, truncated, _ = env.step(a)
         if terminated or truncated:
             break
+    if not env.preprocess:
+        frames = [f for part in frames for f in part.result()] + _preprocess_all(chunk)
     n = len(frames)
     dones = np.zeros(n, bool)
     dones[-1] = terminated
@@ -76,10 +108,11 @@ def play_episode(env: TakeCoverEnv, seed: int) -> tuple[Episode, bool]:
 # ---- worker process side -------------------------------------------------------------------
 
 _ENV: TakeCoverEnv | None = None
+_THREADS: ThreadPoolExecutor | None = None
 
 
 def _init_worker(max_steps: int, resolution: str) -> None:
-    global _ENV
+    global _ENV, _THREADS
     # ViZDoom runs the game in a process of its own, which inherits our open descriptors.
     # Two consequences if this worker dies abruptly: the orphaned game would hold the pipe
     # by which the pool notices dead workers (so the pool would wait forever), and it lives
@@ -91,7 +124,8 @@ def _init_worker(max_steps: int, resolution: str) -> None:
                 os.set_inheritable(int(fd), False)
     os.setpgrp()
     threading.Thread(target=_die_with_parent, args=(os.getppid(),), daemon=True).start()
-    _ENV = TakeCoverEnv(max_steps=max_steps, resolution=resolution)
+    _ENV = TakeCoverEnv(max_steps=max_steps, resolution=resolution, preprocess=False)
+    _THREADS = ThreadPoolExecutor(1, thread_name_prefix="preprocess")
     # Pool workers leave through os._exit (no atexit): close the game in multiprocessing's
     # own exit hook, or the game process would outlive the worker.
     mp.util.Finalize(None, _ENV.close, exitpriority=10)
@@ -107,7 +141,7 @@ def _die_with_parent(parent: int) -> None:
 def _run_episode(index: int, seed: int, run_dir: str) -> dict:
     assert _ENV is not None, "worker not initialised"
     t0 = time.perf_counter()
-    ep, truncated = play_episode(_ENV, seed)
+    ep, truncated = play_episode(_ENV, seed, _THREADS)
     save_episode(episode_path(run_dir, index), ep)
     return {
         "index": index,

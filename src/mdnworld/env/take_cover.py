@@ -49,7 +49,8 @@ def make_game(resolution: str = "RES_160X120") -> vzd.DoomGame:
 
 
 class TakeCoverEnv(gym.Env):
-    """Gymnasium wrapper: observations are preprocessed 64x64x3 uint8 frames.
+    """Gymnasium wrapper: observations are preprocessed 64x64x3 uint8 frames, or the raw
+    (120, 160, 3) screens with ``preprocess=False`` (for callers that preprocess in bulk).
 
     ``reset(seed=s)`` calls ``game.set_seed(s)`` right before ``new_episode()``, so the same
     seed and the same actions replay the same episode. ``info`` holds the player's ``health``
@@ -63,26 +64,33 @@ class TakeCoverEnv(gym.Env):
         max_steps: int = MAX_STEPS,
         resolution: str = "RES_160X120",
         render_mode: str | None = None,
+        preprocess: bool = True,
     ) -> None:
-        self.observation_space = gym.spaces.Box(0, 255, FRAME_SHAPE, np.uint8)
+        self.game = make_game(resolution)
+        self.preprocess = preprocess
+        shape = FRAME_SHAPE if preprocess else self.screen_shape
+        self.observation_space = gym.spaces.Box(0, 255, shape, np.uint8)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
         self.max_steps = max_steps
         self.render_mode = render_mode
-        self.game = make_game(resolution)
         self._t = 0
         self._obs = np.zeros(FRAME_SHAPE, np.uint8)
         self._screen: np.ndarray | None = None
         self._health = 0.0
         self._y = 0.0
 
+    @property
+    def screen_shape(self) -> tuple[int, int, int]:
+        return (self.game.get_screen_height(), self.game.get_screen_width(), 3)
+
     def _observe(self) -> np.ndarray:
         state = self.game.get_state()
-        if state is not None:  # None once the episode has finished: keep the last frame
-            self._screen = state.screen_buffer
-            self._obs = preprocess_frame(self._screen)
-            self._health, self._y = (float(v) for v in state.game_variables)
-        else:
+        if state is None:  # the episode has finished: repeat the last frame
             self._health = 0.0
+            return self._obs.copy()
+        self._screen = state.screen_buffer  # a fresh array for every state
+        self._health, self._y = (float(v) for v in state.game_variables)
+        self._obs = preprocess_frame(self._screen) if self.preprocess else self._screen
         return self._obs
 
     def reset(
@@ -94,7 +102,7 @@ class TakeCoverEnv(gym.Env):
         self.game.set_seed(int(seed) % 2**32)
         self.game.new_episode()
         self._t = 0
-        return self._observe().copy(), {"health": self._health, "y": self._y}
+        return self._observe(), {"health": self._health, "y": self._y}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = float(np.asarray(action, dtype=np.float32).reshape(-1)[0])
@@ -102,7 +110,7 @@ class TakeCoverEnv(gym.Env):
         self._t += 1
         terminated = self.game.is_episode_finished()
         truncated = not terminated and self._t >= self.max_steps
-        obs = self._observe().copy()
+        obs = self._observe()
         info = {"health": self._health, "y": self._y, "t": self._t}
         return obs, 1.0, terminated, truncated, info
 
