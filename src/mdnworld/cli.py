@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mdnworld import __version__
 from mdnworld.config import ConfigError, RunConfig, load_config
+from mdnworld.pipeline import STAGES, run_pipeline, save_run_config
 
 
 def _add_stage_flags(parser: argparse.ArgumentParser, stage: str) -> None:
@@ -66,16 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"mdnworld {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("generate", help="step 1: random-policy episodes from the real game")
-    _common(s)
-    _add_stage_flags(s, "generate")
+    for stage in STAGES:
+        s = sub.add_parser(stage.name, help=stage.help, description=stage.help)
+        _common(s)
+        _add_stage_flags(s, stage.section)
 
     s = sub.add_parser("validate", help="check every episode file of a run")
     _common(s)
-
-    s = sub.add_parser("show", help="write MP4/GIF/PNG previews of one stored episode")
-    _common(s)
-    _add_stage_flags(s, "show")
 
     s = sub.add_parser("pipeline", help="run every stage in order from one config file")
     _common(s, run_dir=False)
@@ -114,15 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         run_dir, cfg = _resolve(args)
         if args.command == "validate":
             return _cmd_validate(run_dir)
-
-        from mdnworld import pipeline
-
         if args.command == "pipeline":
-            pipeline.run_pipeline(run_dir, cfg)
+            run_pipeline(run_dir, cfg)
             return 0
-        stage = {s.name: s for s in pipeline.STAGES}[args.command]
+        stage = {s.name: s for s in STAGES}[args.command]
         run_dir.mkdir(parents=True, exist_ok=True)
-        pipeline.save_run_config(run_dir, cfg)
+        save_run_config(run_dir, cfg)
         stage.run(run_dir, cfg, print)
         return 0
     except (ConfigError, ValueError, RuntimeError, FileNotFoundError) as e:

@@ -53,12 +53,55 @@ class ShowConfig:
 
 
 @dataclass
+class VAEConfig:
+    """Step 2: the convolutional VAE "V" (SPEC §3)."""
+
+    latent_dim: int = 64
+    recon_loss: str = "bce"
+    """"bce" (the paper's) or "mse" (World Models'), summed over the 12,288 values."""
+    free_bits: float = 0.0
+    """Floor on the per-frame KL in nats (World Models: kl_tolerance 0.5 x 64 = 32)."""
+    epochs: int = 10
+    batch_size: int = 100
+    lr: float = 1e-3
+    val_fraction: float = 0.15
+    """Share of whole episodes held out for validation."""
+    val_frames: int = 1000
+    """Validation frames evaluated at every epoch end (a fixed random subset)."""
+    grid_frames: int = 8
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    """Steps between checkpoints (besides every epoch end)."""
+    checkpoint_minutes: float = 10.0
+    """Wall-clock minutes between checkpoints at most: a stop loses no more than this."""
+    amp: str = "none"
+    """"bf16" autocast, or "none"; see benchmarks/vae.py for whether it pays off here."""
+    device: str = "auto"
+    threads: int = 0
+    """Torch CPU threads; 0 = one per core."""
+    prefetch: int = 2
+    """Batches read ahead on a background thread."""
+
+
+@dataclass
+class EncodeConfig:
+    """Step 3: every stored frame -> (mu, logvar) under V."""
+
+    batch_size: int = 500
+    device: str = "auto"
+    threads: int = 0
+
+
+@dataclass
 class RunConfig:
     """Everything a pipeline run needs: one table per stage."""
 
     run_dir: str = "runs/default"
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     show: ShowConfig = field(default_factory=ShowConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
 
 
 STAGES: tuple[str, ...] = tuple(

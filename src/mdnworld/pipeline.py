@@ -59,16 +59,59 @@ def show_done(run_dir: Path, cfg: RunConfig) -> bool:
     return (run_dir / PREVIEW_DIR / f"episode_{cfg.show.episode:06d}_contact.png").exists()
 
 
+def run_train_vae(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
+    from mdnworld.train.vae import train_vae
+
+    train_vae(run_dir, cfg.vae, log)
+
+
+def train_vae_done(run_dir: Path, cfg: RunConfig) -> bool:
+    return (run_dir / "vae" / "model.json").exists()
+
+
+def run_encode(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
+    from mdnworld.train.encode import encode_run
+
+    encode_run(run_dir, cfg.encode, log)
+
+
+def encode_done(run_dir: Path, cfg: RunConfig) -> bool:
+    from mdnworld.data.episodes import episode_files
+
+    eps = episode_files(run_dir)
+    return bool(eps) and all((run_dir / "latents" / p.name).exists() for p in eps)
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
+    """The CLI subcommand."""
+    section: str
+    """The config table holding its settings."""
+    help: str
     run: Callable[[Path, RunConfig, Log], None]
     is_done: Callable[[Path, RunConfig], bool]
 
 
 STAGES: list[Stage] = [
-    Stage("generate", run_generate, generate_done),
-    Stage("show", run_show, show_done),
+    Stage(
+        "generate",
+        "generate",
+        "step 1: random-policy episodes from the real game",
+        run_generate,
+        generate_done,
+    ),
+    Stage("show", "show", "MP4/GIF/PNG previews of one stored episode", run_show, show_done),
+    Stage(
+        "train-vae",
+        "vae",
+        "step 2: train the VAE (V) on the stored frames",
+        run_train_vae,
+        train_vae_done,
+    ),
+    Stage(
+        "encode", "encode", "step 3: every frame -> (mu, logvar) under V", run_encode, encode_done
+    ),
 ]
 
 

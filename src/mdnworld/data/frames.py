@@ -1,0 +1,100 @@
+"""Random access to stored frames without loading episodes: memory stays flat at any data size.
+
+Episode files are uncompressed zips, so each episode's ``frames`` array lies contiguously in
+its file. ``FrameStore`` finds where, once, and then reads any frame with one ``os.pread`` of
+12,288 bytes. The OS page cache does the caching; the process itself holds only the index.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from mdnworld.data.episodes import EpisodeFileError
+from mdnworld.env.preprocess import FRAME_SHAPE
+
+FRAME_BYTES = int(np.prod(FRAME_SHAPE))
+
+
+def split_episodes(
+    indices: list[int], val_fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Hold out whole episodes: (train, val), a seeded random ``val_fraction`` of them in val
+    (at least one when there are two or more episodes). Same inputs -> same split, in every
+    stage that needs one (V and M hold out the same episodes)."""
+    idx = sorted(indices)
+    n_val = int(round(val_fraction * len(idx)))
+    if len(idx) >= 2 and val_fraction > 0:
+        n_val = min(max(n_val, 1), len(idx) - 1)
+    perm = np.random.default_rng(seed).permutation(len(idx))
+    val = sorted(idx[i] for i in perm[:n_val])
+    train = sorted(set(idx) - set(val))
+    return train, val
+
+
+def _frames_offset(path: Path) -> tuple[int, int]:
+    """(byte offset of frames[0], number of frames) inside an uncompressed episode .npz."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("frames.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise EpisodeFileError(path, "frames are compressed; expected a stored (raw) member")
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            header = f.read(30)
+            name_len, extra_len = struct.unpack("<HH", header[26:30])
+            f.seek(info.header_offset + 30 + name_len + extra_len)
+            fmt = np.lib.format
+            read_header = {(1, 0): fmt.read_array_header_1_0}.get(
+                fmt.read_magic(f), fmt.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(f)
+            offset = f.tell()
+    except (KeyError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise EpisodeFileError(path, f"cannot locate frames ({e})") from None
+    if dtype != np.uint8 or tuple(shape[1:]) != FRAME_SHAPE:
+        raise EpisodeFileError(path, f"frames are {dtype} {shape}, expected uint8 (T, 64, 64, 3)")
+    return offset, int(shape[0])
+
+
+class FrameStore:
+    """All frames of a list of episode files, addressed by a global row number.
+
+    ``index[r] = (file number, t)``; ``read(rows)`` -> uint8 (B, 64, 64, 3) in ``rows`` order.
+    """
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = [Path(p) for p in paths]
+        located = [_frames_offset(p) for p in self.paths]
+        self.offsets = np.array([o for o, _ in located], dtype=np.int64)
+        self.lengths = np.array([n for _, n in located], dtype=np.int64)
+        self.index = np.concatenate(
+            [np.stack([np.full(n, i), np.arange(n)], 1) for i, n in enumerate(self.lengths)]
+            or [np.zeros((0, 2), np.int64)]
+        ).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), *FRAME_SHAPE), np.uint8)
+        flat = out.reshape(len(rows), -1)
+        files, ts = self.index[rows, 0], self.index[rows, 1]
+        for f in np.unique(files):
+            fd = os.open(self.paths[f], os.O_RDONLY)
+            try:
+                for j in np.flatnonzero(files == f):
+                    pos = int(self.offsets[f] + ts[j] * FRAME_BYTES)
+                    data = os.pread(fd, FRAME_BYTES, pos)
+                    if len(data) != FRAME_BYTES:
+                        raise EpisodeFileError(
+                            self.paths[f], "file is shorter than its header says"
+                        )
+                    flat[j] = np.frombuffer(data, np.uint8)
+            finally:
+                os.close(fd)
+        return out
