@@ -223,7 +223,7 @@ def train_vae(
                         "train/samples_per_s": rate,
                     },
                 )
-                bar.set_postfix(loss=f"{float(loss):.1f}", samples_s=f"{rate:.0f}", refresh=False)
+                bar.set_postfix(loss=f"{loss.item():.1f}", samples_s=f"{rate:.0f}", refresh=False)
             t0 = time.perf_counter()
             if step % steps_per_epoch == 0:
                 break

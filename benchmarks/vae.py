@@ -1,0 +1,167 @@
+"""Benchmark steps 2-3: VAE training throughput, data-loading overhead, encode speed, memory.
+
+    python benchmarks/vae.py [--episodes 60] [--steps 40]
+
+Measures, on real generated episodes (cached in ~/.cache/mdnworld-bench):
+- `train_vae` samples/s at batch 100 (the real trainer: streamed frames, logging, checkpoints)
+  against a bare PyTorch loop over in-memory tensors of the same model, loss and optimizer;
+- the same bare loop under bf16 autocast (does bf16 pay off on this CPU?);
+- encode frames/s;
+- peak RSS of the trainer (in a child process) on a small and a large data set: flat memory
+  means the data set is streamed, not loaded;
+- the projected wall time of the paper-scale run (2000 episodes, 10 epochs).
+Prints a table and writes benchmarks/results/vae.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mdnworld.config import GenerateConfig, VAEConfig
+from mdnworld.data.episodes import episode_files, load_episode
+from mdnworld.data.generate import generate
+from mdnworld.models.vae import VAE, VAEArch, frames_to_tensor, vae_loss
+from mdnworld.train.common import read_log, set_threads
+from mdnworld.train.encode import encode_frames
+
+RESULTS = Path(__file__).parent / "results" / "vae.json"
+CACHE = Path.home() / ".cache" / "mdnworld-bench"
+
+
+def data(episodes: int) -> Path:
+    run = CACHE / f"episodes_{episodes}"
+    generate(run, GenerateConfig(episodes=episodes), log=lambda m: None)
+    return run
+
+
+def bare_loop(frames: np.ndarray, steps: int, amp: str) -> float:
+    """Samples/s of the bare loop: in-memory tensor, random batches of 100, Adam, same loss."""
+    torch.manual_seed(0)
+    x_all = frames_to_tensor(frames)
+    model = VAE(VAEArch())
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    times = []
+    for i in range(steps + 3):
+        idx = torch.randint(0, len(x_all), (100,))
+        t0 = time.perf_counter()
+        x = x_all[idx]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+            logits, mu, logvar = model(x)
+        loss, _, _ = vae_loss(logits, x, mu, logvar)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= 3:  # warm-up
+            times.append(time.perf_counter() - t0)
+    return 100 / float(np.median(times))
+
+
+def trainer_rate(run: Path, steps: int) -> float:
+    """Median samples/s that the real trainer logs (one row per step)."""
+    shutil.rmtree(run / "vae", ignore_errors=True)
+    cmd = [
+        sys.executable,
+        "-c",
+        (
+            "import sys; from pathlib import Path; from mdnworld.config import VAEConfig;"
+            "from mdnworld.train.vae import train_vae;"
+            f"train_vae(Path({str(run)!r}), VAEConfig(log_every=1, device='cpu', val_frames=100),"
+            f" log=lambda m: None, stop_after_steps={steps})"
+        ),
+    ]
+    subprocess.run(cmd, check=True, capture_output=True)
+    rows = [r for r in read_log(run / "vae" / "log.jsonl") if "train/samples_per_s" in r]
+    return float(np.median([r["train/samples_per_s"] for r in rows[3:]]))
+
+
+def peak_rss_mb(run: Path, steps: int) -> float:
+    """Peak RSS of a child process running the real trainer for ``steps`` steps."""
+    shutil.rmtree(run / "vae", ignore_errors=True)
+    code = (
+        "import resource; from pathlib import Path; from mdnworld.config import VAEConfig;"
+        "from mdnworld.train.vae import train_vae;"
+        f"train_vae(Path({str(run)!r}), VAEConfig(device='cpu'), log=lambda m: None,"
+        f" stop_after_steps={steps});"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--episodes", type=int, default=60)
+    ap.add_argument("--steps", type=int, default=40)
+    args = ap.parse_args()
+    threads = set_threads(0)
+
+    small, large = data(10), data(args.episodes)
+    files = episode_files(large)
+    lengths = [len(load_episode(p)) for p in files]
+    frames = np.concatenate([load_episode(p).frames for p in files[:10]])
+
+    bare = bare_loop(frames, args.steps, "none")
+    bare_bf16 = bare_loop(frames, args.steps, "bf16")
+    trainer = trainer_rate(large, args.steps)
+    model = VAE(VAEArch()).eval()
+    t0 = time.perf_counter()
+    encode_frames(model, frames[:2000], 500, torch.device("cpu"))
+    encode_rate = 2000 / (time.perf_counter() - t0)
+    rss_small = peak_rss_mb(small, 15)
+    rss_large = peak_rss_mb(large, 15)
+
+    mean_len = float(np.mean(lengths))
+    paper_frames = 2000 * mean_len * 0.85
+    paper_hours = paper_frames * 10 / trainer / 3600
+    data_mb = sum(p.stat().st_size for p in files) / 1e6
+    rows = [
+        ("bare loop, in-memory tensors, fp32", f"{bare:.0f} samples/s"),
+        ("bare loop, bf16 autocast", f"{bare_bf16:.0f} samples/s ({bare_bf16 / bare:.2f}x)"),
+        ("train_vae (streamed from disk)", f"{trainer:.0f} samples/s ({trainer / bare:.2f}x bare)"),
+        ("encode", f"{encode_rate:.0f} frames/s"),
+        (f"peak RSS, train on {len(episode_files(small))} episodes", f"{rss_small:.0f} MB"),
+        (f"peak RSS, train on {len(files)} episodes ({data_mb:.0f} MB)", f"{rss_large:.0f} MB"),
+        ("projected paper run (2000 ep, 10 epochs)", f"{paper_hours:.1f} h on this machine"),
+    ]
+    for name, val in rows:
+        print(f"{name:50s} {val}")
+    result = {
+        "machine": {"cpus": os.cpu_count(), "torch_threads": threads, "torch": torch.__version__},
+        "batch_size": 100,
+        "bare_samples_per_s": bare,
+        "bare_bf16_samples_per_s": bare_bf16,
+        "bf16_speedup": bare_bf16 / bare,
+        "trainer_samples_per_s": trainer,
+        "trainer_vs_bare": trainer / bare,
+        "target_trainer_vs_bare": 0.9,
+        "encode_frames_per_s": encode_rate,
+        "peak_rss_mb": {"episodes_10": rss_small, f"episodes_{len(files)}": rss_large},
+        "large_dataset_mb": data_mb,
+        "mean_episode_length": mean_len,
+        "paper_projection": {
+            "train_frames_per_epoch": paper_frames,
+            "epochs": 10,
+            "hours": paper_hours,
+            "encode_hours": 2000 * mean_len / encode_rate / 3600,
+        },
+        "maxrss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "default_config": VAEConfig().__dict__,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
