@@ -57,13 +57,21 @@ def episode_index(path: Path) -> int:
 def batches(
     store: FrameStore, rows: np.ndarray, batch_size: int, start: int, prefetch: int
 ) -> Iterator[np.ndarray]:
-    """Frames of ``rows[start*B:]`` in batches of B, read ahead on a background thread."""
+    """Frames of ``rows[start*B:]`` in batches of B, read ahead on a background thread when
+    ``prefetch > 0``. On a small CPU, reading in the training thread is faster: a reader
+    thread competing with torch's threads stalls the convolutions more than the ~1 ms reads
+    cost (benchmarks/vae.py)."""
+    n_batches = math.ceil(len(rows) / batch_size)
+    if prefetch <= 0:
+        for b in range(start, n_batches):
+            yield store.read(rows[b * batch_size : (b + 1) * batch_size])
+        return
     q: queue.Queue = queue.Queue(maxsize=max(prefetch, 1))
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for b in range(start, math.ceil(len(rows) / batch_size)):
+            for b in range(start, n_batches):
                 if stop.is_set():
                     return
                 q.put(store.read(rows[b * batch_size : (b + 1) * batch_size]))
