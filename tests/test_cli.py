@@ -74,7 +74,11 @@ def test_shipped_configs_load() -> None:
 
 def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     cfg_file = tmp_path / "tiny.toml"
-    cfg_file.write_text(f'run_dir = "{tmp_path / "run"}"\n[generate]\nepisodes = 2\nworkers = 1\n')
+    cfg_file.write_text(
+        f'run_dir = "{tmp_path / "run"}"\n[generate]\nepisodes = 3\nworkers = 1\n'
+        "[vae]\nepochs = 1\nbatch_size = 64\nval_frames = 64\n"
+        "[rnn]\nepochs = 2\nhidden = 32\nmodels = 1\nthreads = 1\n"
+    )
     cmd = [sys.executable, "-m", "mdnworld.cli", "pipeline", "--config", str(cfg_file)]
     first = subprocess.run(cmd, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
@@ -86,4 +90,7 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     second = subprocess.run(cmd, capture_output=True, text=True)
     assert second.returncode == 0
     assert "[generate] already finished" in second.stdout
-    assert "[show] already finished" in second.stdout
+    for stage in ("show", "train-vae", "encode", "train-rnn"):
+        assert f"[{stage}] already finished" in second.stdout
+    assert (run / "vae" / "model.safetensors").exists()
+    assert list((run / "latents").glob("ep_*.npz"))

@@ -80,8 +80,9 @@ class VAEConfig:
     device: str = "auto"
     threads: int = 0
     """Torch CPU threads; 0 = one per core."""
-    prefetch: int = 2
-    """Batches read ahead on a background thread."""
+    prefetch: int = 0
+    """Batches read ahead on a background thread; 0 reads in the training thread (fastest on
+    a 2-core CPU; try 2 on a GPU)."""
 
 
 @dataclass
@@ -94,6 +95,63 @@ class EncodeConfig:
 
 
 @dataclass
+class RNNConfig:
+    """Step 4: the MDN-RNN "M" (SPEC §4), one or several models per run."""
+
+    hidden: int = 256
+    """LSTM units (the paper: 256; World Models' Doom: 512)."""
+    n_components: int = 5
+    mixture: str = "shared"
+    """"shared" (the paper's: one categorical over K full-latent Gaussians) or "per_dim"
+    (World Models': an independent K-mixture per latent dim)."""
+    done_head: bool = False
+    reward_head: bool = False
+    done_pos_weight: float = 1.0
+    """Weight of positive (death) steps in the done head's binary cross-entropy."""
+    standardise: bool = True
+    """Feed and predict latents standardised per dim with the training mean and std, undone
+    inside the model (its outputs are in the VAE's units). Without it, the sigma floor of the
+    mixture head (~6.7e-3) is above the step size of the VAE's barely-used dims; see rnn.py."""
+    epochs: int = 1000
+    """Maximum number of epochs (the original ran 1000); early stopping ends sooner."""
+    patience: int = 10
+    """Stop after this many epochs without a new best validation NLL; 0 = never stop early."""
+    batch_size: int = 256
+    lr: float = 1e-3
+    grad_clip: float = 0.0
+    """Clip the gradient norm to this value; 0 = off (World Models used 1.0)."""
+    seq_len: int = 60
+    skip_ahead: int = 3
+    """A window starts every skip_ahead frames of an episode."""
+    z_source: str = "mu"
+    """"mu" (the paper) or "sample": z ~ N(mu, exp(logvar)) drawn afresh each epoch."""
+    val_fraction: float = 0.15
+    """Share of whole episodes held out (split seeded by `seed`, the same as V's when the
+    seeds agree)."""
+    eval_windows: int = 2048
+    """Training windows (a fixed random subset) evaluated at every epoch end, for the train
+    NLL reported next to validation."""
+    latent_dim: int = 0
+    """0 = read it from latents/manifest.json; any other value must match it."""
+    seed: int = 0
+    """Model i uses seed + i (initial weights, batch order, samples)."""
+    model_index: int = 0
+    """First model to train; it goes to RUN_DIR/rnn/model_<index>/."""
+    models: int = 1
+    """Train models model_index .. model_index + models - 1, one after the other."""
+    log_every: int = 10
+    checkpoint_every: int = 500
+    """Steps between checkpoints (besides every epoch end)."""
+    checkpoint_minutes: float = 10.0
+    amp: str = "none"
+    """"bf16" autocast or "none". For GPUs: on a CPU without native bf16, oneDNN's LSTM rejects
+    bf16 and PyTorch's own kernels are ~20x slower than float32 (benchmarks/rnn.py)."""
+    device: str = "auto"
+    threads: int = 0
+    """Torch CPU threads; 0 = one per core."""
+
+
+@dataclass
 class RunConfig:
     """Everything a pipeline run needs: one table per stage."""
 
@@ -102,6 +160,7 @@ class RunConfig:
     show: ShowConfig = field(default_factory=ShowConfig)
     vae: VAEConfig = field(default_factory=VAEConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
+    rnn: RNNConfig = field(default_factory=RNNConfig)
 
 
 STAGES: tuple[str, ...] = tuple(

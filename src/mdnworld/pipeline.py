@@ -66,7 +66,12 @@ def run_train_vae(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
 
 
 def train_vae_done(run_dir: Path, cfg: RunConfig) -> bool:
-    return (run_dir / "vae" / "model.json").exists()
+    """Done when the final weights exist for the configured number of epochs (raising
+    ``epochs`` later continues the same training from its checkpoint)."""
+    from mdnworld.io import read_json
+
+    meta_path = run_dir / "vae" / "model.json"
+    return meta_path.exists() and read_json(meta_path)["config"]["epochs"] == cfg.vae.epochs
 
 
 def run_encode(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
@@ -80,6 +85,18 @@ def encode_done(run_dir: Path, cfg: RunConfig) -> bool:
 
     eps = episode_files(run_dir)
     return bool(eps) and all((run_dir / "latents" / p.name).exists() for p in eps)
+
+
+def run_train_rnn(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
+    from mdnworld.train.rnn import train_rnn
+
+    train_rnn(run_dir, cfg.rnn, log)
+
+
+def train_rnn_done(run_dir: Path, cfg: RunConfig) -> bool:
+    from mdnworld.train.rnn import rnn_done
+
+    return rnn_done(run_dir, cfg.rnn)
 
 
 @dataclass(frozen=True)
@@ -111,6 +128,13 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "encode", "encode", "step 3: every frame -> (mu, logvar) under V", run_encode, encode_done
+    ),
+    Stage(
+        "train-rnn",
+        "rnn",
+        "step 4: train the MDN-RNN(s) (M) on windows of the encoded episodes",
+        run_train_rnn,
+        train_rnn_done,
     ),
 ]
 

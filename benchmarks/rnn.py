@@ -1,0 +1,236 @@
+"""Benchmark step 4: MDN-RNN training throughput, memory, and the paper-scale epoch time.
+
+    python benchmarks/rnn.py [--seconds 8] [--threads 0]
+
+Training windows/s of the real training step (batch gather from a ``SequenceData``, forward,
+``mdn_loss``, backward, Adam) at batch 256, 60 steps, hidden 256, K 5, latent 64, for both
+mixture kinds, in float32 and under bf16 autocast: once with PyTorch's plain CPU autocast
+(oneDNN's LSTM) and once the way ``train-rnn --amp bf16`` runs it (oneDNN off inside
+autocast). Plus evaluation (no-grad) windows/s, the time and memory to hold paper-scale
+latents (2000 episodes x 300 frames) as windows and to draw a sampled-z epoch, the peak RSS,
+and the projected time per epoch at paper scale. Throughput does not depend on the values, so
+the latents are a synthetic random walk. Prints a table, writes benchmarks/results/rnn.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mdnworld.data.sequences import SequenceData, n_windows
+from mdnworld.models.mdnrnn import MDNRNNArch, mdn_loss
+from mdnworld.train.common import set_threads
+from mdnworld.train.rnn import StandardisedMDNRNN, autocast
+
+RESULTS = Path(__file__).parent / "results" / "rnn.json"
+BATCH, SEQ, HIDDEN, K, Z = 256, 60, 256, 5, 64
+PAPER_EPISODES, PAPER_LENGTH, SKIP, VAL_FRACTION = 2000, 300, 3, 0.15
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def synthetic_episodes(n: int, length: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    eps = []
+    for _ in range(n):
+        mu = np.cumsum(rng.standard_normal((length, Z), dtype=np.float32) * 0.1, axis=0)
+        eps.append(
+            {
+                "mu": mu,
+                "logvar": np.full((length, Z), -2.0, np.float32),
+                "actions": rng.uniform(-1, 1, (length, 1)).astype(np.float32),
+                "rewards": np.ones(length, np.float32),
+                "dones": np.zeros(length, bool),
+            }
+        )
+    return eps
+
+
+def plain_bf16_autocast():
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def measure(
+    data: SequenceData, mixture: str, mode: str, seconds: float, train: bool = True
+) -> dict:
+    """Windows/s of the training step (or of evaluation) for ``mode`` in
+    {"fp32", "bf16 (oneDNN)", "bf16 (oneDNN off)"}."""
+    torch.manual_seed(0)
+    arch = MDNRNNArch(latent_dim=Z, hidden=HIDDEN, n_components=K, mixture=mixture)
+    model = StandardisedMDNRNN(arch)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    cpu = torch.device("cpu")
+    ctx = {
+        "fp32": lambda: autocast(cpu, "none"),
+        "bf16 (oneDNN)": plain_bf16_autocast,
+        "bf16 (oneDNN off)": lambda: autocast(cpu, "bf16"),
+    }[mode]
+    rng = np.random.default_rng(0)
+
+    def one_step() -> float:
+        ids = rng.integers(0, len(data), BATCH)
+        z, a, zn, _, _ = (torch.from_numpy(x) for x in data.batch(ids))
+        if not train:
+            with torch.no_grad(), ctx():
+                out, _ = model(z, a)
+            return mdn_loss(out, zn, arch)["nll"].item()
+        with ctx():
+            out, _ = model(z, a)
+        loss = mdn_loss(out, zn, arch)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    try:
+        if mode == "fp32":  # warm-up (kernel selection, allocator); bf16 is too slow for it
+            loss = one_step()
+        steps, t0 = 0, time.perf_counter()
+        while steps < 1 or time.perf_counter() - t0 < seconds:
+            loss = one_step()
+            steps += 1
+        dt = time.perf_counter() - t0
+    except Exception as e:  # noqa: BLE001 - reported, not hidden
+        return {"mixture": mixture, "mode": mode, "train": train, "error": str(e).splitlines()[0]}
+    return {
+        "mixture": mixture,
+        "mode": mode,
+        "train": train,
+        "steps": steps,
+        "s_per_step": dt / steps,
+        "windows_per_s": steps * BATCH / dt,
+        "finite_loss": bool(np.isfinite(loss)),
+    }
+
+
+def paper_scale_data() -> dict:
+    """Hold 2000 x 300-frame episodes as windows: build time, memory, a sampled-z epoch."""
+    rss0 = peak_rss_mb()
+    eps = synthetic_episodes(PAPER_EPISODES, PAPER_LENGTH, seed=1)
+    t0 = time.perf_counter()
+    data = SequenceData(eps, SEQ, SKIP)
+    build_s = time.perf_counter() - t0
+    del eps
+    t0 = time.perf_counter()
+    data.epoch_latents("sample", seed=0, epoch=0)
+    sample_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(20):
+        data.batch(np.random.default_rng(0).integers(0, len(data), BATCH))
+    gather_ms = (time.perf_counter() - t0) / 20 * 1000
+    return {
+        "episodes": PAPER_EPISODES,
+        "frames": int(len(data.mu)),
+        "windows": len(data),
+        "latents_mb": (data.mu.nbytes + data.logvar.nbytes) / 2**20,
+        "build_s": build_s,
+        "sample_epoch_s": sample_s,
+        "batch_gather_ms": gather_ms,
+        "peak_rss_mb_before": rss0,
+        "peak_rss_mb_after": peak_rss_mb(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=8.0, help="timed seconds per setting")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads; 0 = one per core")
+    args = ap.parse_args()
+    threads = set_threads(args.threads)
+    load0 = os.getloadavg()  # other processes on the machine skew the numbers: recorded
+    data = SequenceData(synthetic_episodes(50, PAPER_LENGTH), SEQ, SKIP)
+    rows = []
+    for mixture in ("shared", "per_dim"):
+        for mode in ("fp32", "bf16 (oneDNN)", "bf16 (oneDNN off)"):
+            rows.append(measure(data, mixture, mode, args.seconds))
+            print(json.dumps(rows[-1]), flush=True)
+    rows.append(measure(data, "shared", "fp32", args.seconds / 2, train=False))
+    print(json.dumps(rows[-1]), flush=True)
+    eval_row = rows[-1]
+    if threads > 1:  # thread scaling of the float32 step
+        torch.set_num_threads(1)
+        rows.append(measure(data, "shared", "fp32", args.seconds))
+        rows[-1]["threads"] = 1
+        print(json.dumps(rows[-1]), flush=True)
+        torch.set_num_threads(threads)
+    rss_training = peak_rss_mb()
+    paper = paper_scale_data()
+
+    train_eps = PAPER_EPISODES - round(VAL_FRACTION * PAPER_EPISODES)
+    per_ep = n_windows(PAPER_LENGTH, SEQ, SKIP)
+    train_windows, val_windows = train_eps * per_ep, (PAPER_EPISODES - train_eps) * per_ep
+    eval_rate = eval_row.get("windows_per_s")
+    for r in rows:
+        r.setdefault("threads", threads)
+        if "windows_per_s" in r and r["train"] and eval_rate:
+            r["paper_epoch_min"] = (
+                train_windows / r["windows_per_s"] + (val_windows + 2048) / eval_rate
+            ) / 60
+
+    print()
+    print(
+        f"MDN-RNN training, batch {BATCH} x {SEQ} steps, hidden {HIDDEN}, K {K}, latent {Z}; "
+        f"{threads} thread(s), CPU {platform.processor() or platform.machine()}"
+    )
+    print(f"{'mixture':8} {'mode':26} {'windows/s':>10} {'s/step':>7} {'paper epoch':>12}")
+    for r in rows:
+        what = r["mode"] + ("" if r["train"] else " eval") + f", {r['threads']} thr"
+        if "error" in r:
+            print(f"{r['mixture']:8} {what:26} failed: {r['error'][:60]}")
+            continue
+        ep = f"{r['paper_epoch_min']:.1f} min" if "paper_epoch_min" in r else "-"
+        print(
+            f"{r['mixture']:8} {what:26} {r['windows_per_s']:10.0f} {r['s_per_step']:7.3f} {ep:>12}"
+        )
+    print(
+        f"\npaper scale: {PAPER_EPISODES} episodes x {PAPER_LENGTH} frames -> {train_windows} "
+        f"training windows ({-(-train_windows // BATCH)} steps/epoch), {val_windows} "
+        f"validation windows; latents {paper['latents_mb']:.0f} MB (mu + logvar), windows "
+        f"built in {paper['build_s']:.2f} s, a sampled-z epoch drawn in "
+        f"{paper['sample_epoch_s']:.2f} s, batch gather {paper['batch_gather_ms']:.1f} ms"
+    )
+    print(
+        f"peak RSS: {rss_training:.0f} MB after the training measurements, "
+        f"{paper['peak_rss_mb_after']:.0f} MB with paper-scale latents built"
+    )
+    result = {
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "threads": threads,
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "loadavg_at_start": load0,
+            "loadavg_at_end": os.getloadavg(),
+        },
+        "setting": {"batch": BATCH, "seq_len": SEQ, "hidden": HIDDEN, "K": K, "latent": Z},
+        "rows": rows,
+        "paper_scale": {
+            **paper,
+            "train_windows": train_windows,
+            "val_windows": val_windows,
+            "steps_per_epoch": -(-train_windows // BATCH),
+        },
+        "peak_rss_mb_training": rss_training,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        RESULTS.unlink()
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
