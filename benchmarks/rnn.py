@@ -28,8 +28,8 @@ import torch
 
 from mdnworld.data.sequences import SequenceData, n_windows
 from mdnworld.models.mdnrnn import MDNRNNArch, mdn_loss
-from mdnworld.train.common import set_threads
-from mdnworld.train.rnn import StandardisedMDNRNN, autocast
+from mdnworld.train.common import autocast, set_threads
+from mdnworld.train.rnn import StandardisedMDNRNN
 
 RESULTS = Path(__file__).parent / "results" / "rnn.json"
 BATCH, SEQ, HIDDEN, K, Z = 256, 60, 256, 5, 64

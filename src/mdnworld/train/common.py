@@ -11,9 +11,11 @@ No pickle anywhere: safetensors holds only tensors, JSON holds the rest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,24 @@ def set_threads(n: int = 0) -> int:
     n = n if n > 0 else (os.cpu_count() or 1)
     torch.set_num_threads(n)
     return n
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, amp: str) -> Iterator[None]:
+    """bf16 autocast ("bf16") or nothing ("none"). On a CPU without native bf16 (AVX2 only),
+    oneDNN has no bf16 LSTM kernel (it fails with "could not create a primitive descriptor"), so
+    oneDNN is switched off inside and PyTorch's own kernels run (slowly: measure first)."""
+    if amp == "none":
+        yield
+        return
+    if amp != "bf16":
+        raise ValueError(f"amp must be 'none' or 'bf16', got {amp!r}")
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            with torch.backends.mkldnn.flags(enabled=False):
+                yield
+        else:
+            yield
 
 
 def _sha256(data: bytes) -> str:

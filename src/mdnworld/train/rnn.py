@@ -36,11 +36,10 @@ Files under ``RUN_DIR/rnn/``: ``split.json``; per model ``model_<i>/``: ``checkp
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +61,7 @@ from mdnworld.models.mdnrnn import MDNRNN, MDNOutput, MDNRNNArch, State, mdn_los
 from mdnworld.train.common import (
     CheckpointError,
     Logger,
+    autocast,
     load_checkpoint,
     load_state_strict,
     load_weights,
@@ -122,24 +122,6 @@ class StandardisedMDNRNN(MDNRNN):
         if self.arch.mixture == "per_dim":  # (..., Z, K)
             shift, scale = shift[:, None], scale[:, None]
         return out._replace(mu=out.mu * scale + shift, log_sigma=out.log_sigma + scale.log())
-
-
-@contextlib.contextmanager
-def autocast(device: torch.device, amp: str) -> Iterator[None]:
-    """bf16 autocast or nothing. On the CPU oneDNN's LSTM has no bf16 kernel without native
-    bf16 support (it fails with "could not create a primitive descriptor"), so oneDNN is off
-    inside: the LSTM then runs on PyTorch's own kernels."""
-    if amp == "none":
-        yield
-        return
-    if amp != "bf16":
-        raise ValueError(f"amp must be 'none' or 'bf16', got {amp!r}")
-    with torch.autocast(device.type, dtype=torch.bfloat16):
-        if device.type == "cpu":
-            with torch.backends.mkldnn.flags(enabled=False):
-                yield
-        else:
-            yield
 
 
 # --- data -------------------------------------------------------------------------------------

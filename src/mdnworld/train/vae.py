@@ -38,6 +38,7 @@ from mdnworld.io import atomic_write_json
 from mdnworld.models.vae import VAE, VAEArch, frames_to_tensor, tensor_to_frames, vae_loss
 from mdnworld.train.common import (
     Logger,
+    autocast,
     load_checkpoint,
     load_state_strict,
     load_weights,
@@ -95,14 +96,6 @@ def batches(
                 time.sleep(0.001)
 
 
-def _autocast(device: torch.device, amp: str):
-    if amp == "none":
-        return torch.autocast(device.type, enabled=False)
-    if amp == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    raise ValueError(f"amp must be 'none' or 'bf16', got {amp!r}")
-
-
 @torch.no_grad()
 def evaluate(model: VAE, frames: np.ndarray, cfg: VAEConfig, device: torch.device) -> dict:
     """Mean recon and KL per frame on ``frames`` (N, 64, 64, 3) uint8, fixed noise."""
@@ -111,7 +104,7 @@ def evaluate(model: VAE, frames: np.ndarray, cfg: VAEConfig, device: torch.devic
     tot_r = tot_k = 0.0
     for i in range(0, len(frames), cfg.batch_size):
         x = frames_to_tensor(frames[i : i + cfg.batch_size]).to(device)
-        with _autocast(device, cfg.amp):
+        with autocast(device, cfg.amp):
             logits, mu, logvar = model(x, generator=gen)
         _, r, k = vae_loss(logits, x, mu, logvar, cfg.recon_loss, cfg.free_bits)
         tot_r += float(r) * len(x)
@@ -211,7 +204,7 @@ def train_vae(
         for frames in batches(train_store, rows, cfg.batch_size, start, cfg.prefetch):
             x = frames_to_tensor(frames).to(device, non_blocking=True)
             gen.manual_seed(cfg.seed * 1_000_003 + step)
-            with _autocast(device, cfg.amp):
+            with autocast(device, cfg.amp):
                 logits, mu, logvar = model(x, generator=gen)
             loss, recon, kl = vae_loss(logits, x, mu, logvar, cfg.recon_loss, cfg.free_bits)
             opt.zero_grad(set_to_none=True)
