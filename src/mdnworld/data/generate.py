@@ -140,7 +140,6 @@ def _die_with_parent(parent: int) -> None:
 
 def _run_episode(index: int, seed: int, run_dir: str) -> dict:
     assert _ENV is not None, "worker not initialised"
-    t0 = time.perf_counter()
     ep, truncated = play_episode(_ENV, seed, _THREADS)
     save_episode(episode_path(run_dir, index), ep)
     return {
@@ -148,7 +147,6 @@ def _run_episode(index: int, seed: int, run_dir: str) -> dict:
         "seed": seed,
         "length": len(ep),
         "truncated": truncated,
-        "seconds": time.perf_counter() - t0,
     }
 
 
@@ -278,7 +276,6 @@ def generate(
                         except Exception as e:  # noqa: BLE001 - reported with the episode below
                             failed[i] = f"{type(e).__name__}: {e}"
                             continue
-                        entry.pop("seconds", None)
                         entries[i] = entry
                         if progress is not None:
                             progress(entry)
