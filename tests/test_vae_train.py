@@ -12,6 +12,7 @@ import torch
 from mdnworld.config import EncodeConfig, VAEConfig
 from mdnworld.data.episodes import episode_files, load_episode
 from mdnworld.data.frames import FrameStore, split_episodes
+from mdnworld.io import read_json
 from mdnworld.models.vae import VAE, VAEArch, frames_to_tensor
 from mdnworld.train.common import CheckpointError, load_checkpoint, load_weights
 from mdnworld.train.encode import encode_run, latent_files, load_latents
@@ -66,9 +67,9 @@ def test_split_is_deterministic_and_disjoint() -> None:
 
 
 def test_training_lowers_validation_loss(trained: Path) -> None:
-    model, meta = load_vae(trained)
+    model, _ = load_vae(trained)
     files = episode_files(trained)
-    val_ids = meta and __import__("json").loads((trained / "vae" / "split.json").read_text())["val"]
+    val_ids = read_json(trained / "vae" / "split.json")["val"]
     frames = np.concatenate([load_episode(files[i]).frames[:100] for i in val_ids])
     cfg = _cfg()
     before = evaluate(VAE(VAEArch()).eval(), frames, cfg, torch.device("cpu"))

@@ -56,6 +56,11 @@ def episode_path(run_dir: Path | str, index: int) -> Path:
     return Path(run_dir) / EPISODE_DIR / f"ep_{index:06d}.npz"
 
 
+def episode_index(path: Path | str) -> int:
+    """The inverse of ``episode_path``: ``.../ep_000017.npz`` -> 17."""
+    return int(Path(path).stem.split("_")[1])
+
+
 def episode_files(run_dir: Path | str) -> list[Path]:
     """All finished episode files of a run, sorted by index."""
     return sorted((Path(run_dir) / EPISODE_DIR).glob("ep_*.npz"))

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from mdnworld.config import RNNConfig, to_dict
+from mdnworld.data.episodes import episode_index
 from mdnworld.data.frames import split_episodes
 from mdnworld.data.sequences import (
     Z_SOURCES,
@@ -71,7 +72,7 @@ from mdnworld.train.common import (
     set_threads,
 )
 from mdnworld.train.encode import LATENT_DIR, latent_files, load_latents
-from mdnworld.train.vae import VAE_DIR, episode_index
+from mdnworld.train.vae import VAE_DIR
 
 RNN_DIR = "rnn"
 MIN_SCALE = 1e-6

@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from mdnworld.config import VAEConfig, to_dict
-from mdnworld.data.episodes import episode_files
+from mdnworld.data.episodes import episode_files, episode_index
 from mdnworld.data.frames import FrameStore, split_episodes
 from mdnworld.data.preview import upscale, write_png
 from mdnworld.io import atomic_write_json
@@ -49,10 +49,6 @@ from mdnworld.train.common import (
 )
 
 VAE_DIR = "vae"
-
-
-def episode_index(path: Path) -> int:
-    return int(path.stem.split("_")[1])
 
 
 def batches(
