@@ -282,6 +282,27 @@ def test_sampling_statistics_and_generator(mixture):
     assert torch.equal(z, z2) and torch.equal(k, k2)
 
 
+@pytest.mark.parametrize("mixture", MIXTURES)
+def test_supplied_noise_inverts_the_cdf(mixture):
+    """With noise=(u, eps), component = first k whose cumulative weight exceeds u."""
+    K, Z = 3, 2
+    logits = torch.log(torch.tensor([0.2, 0.5, 0.3]))
+    u = torch.tensor([0.0, 0.19, 0.21, 0.69, 0.71, 0.999])
+    want = torch.tensor([0, 0, 1, 1, 2, 2])
+    n = len(u)
+    eps = torch.ones(n, Z)
+    if mixture == "shared":
+        mu = torch.arange(K, dtype=torch.float32)[None, :, None].expand(n, K, Z)
+        out = MDNOutput(logits.expand(n, K), mu, torch.zeros(n, K, Z))
+    else:
+        mu = torch.arange(K, dtype=torch.float32).expand(n, Z, K)
+        out = MDNOutput(logits.expand(n, Z, K), mu, torch.zeros(n, Z, K))
+        u = u[:, None].expand(n, Z)
+    z, k = sample_next(out, tau_pi=1.0, tau_sigma=0.25, noise=(u, eps))
+    assert torch.equal(k.reshape(n, -1)[:, 0], want)
+    torch.testing.assert_close(z, want[:, None].float().expand(n, Z) + 0.5)  # mu_k + 1 * sqrt(.25)
+
+
 def test_step_output_feeds_sampler():
     model = MDNRNN(MDNRNNArch(latent_dim=8, hidden=16))
     out, state = model.step(torch.randn(2, 8), torch.randn(2, 1))

@@ -152,6 +152,65 @@ class RNNConfig:
 
 
 @dataclass
+class DreamConfig:
+    """``mdnworld dream``: dreams of one M decoded by V, as videos with live pi bars (SPEC §5)."""
+
+    model_index: int = 0
+    """Which trained M (RUN_DIR/rnn/model_<i>/) dreams."""
+    dreams: int = 4
+    steps: int = 300
+    """Recorded steps per dream."""
+    warmup: int = 0
+    """Free-running dream steps run and discarded before recording (the original's warm-up)."""
+    teacher_steps: int = 0
+    """Real encoded steps (latents and actions of the start episode) fed before dreaming."""
+    start_t: int = 0
+    """Start from the latent at this step of a random training episode."""
+    tau_pi: float = 1.0
+    tau_sigma: float = 0.01
+    """Scales the variance of the sampled Gaussian (SPEC §5: the paper's 0.01)."""
+    commit: int = -1
+    """Committed dreaming: always use this component; -1 = sample it from pi."""
+    p_change: float = 0.1
+    """Per-step probability that the dream's random action is redrawn from U(-1, 1)."""
+    seed: int = 0
+    fps: int = 35
+    gif: bool = True
+    """Also write a GIF next to each MP4."""
+    device: str = "auto"
+    threads: int = 0
+
+
+@dataclass
+class AnalyzeConfig:
+    """``mdnworld analyze``: the paper's three analyses (SPEC §7) over the trained Ms."""
+
+    models: int = 0
+    """How many trained Ms (model_0 ..) take part; 0 = every one in RUN_DIR/rnn."""
+    tau_pi: float = 1.0
+    tau_sigma: float = 0.01
+    p_change: float = 0.1
+    seed: int = 0
+    a_warmup: int = 500
+    """A, components over time: discarded warm-up steps, then ``a_steps`` recorded."""
+    a_steps: int = 100
+    b_dreams: int = 10
+    """B, worlds and events: dreams per model, ``b_steps`` steps each, warm-up 0."""
+    b_steps: int = 1000
+    n_shifts: int = 1000
+    """Circular shifts of each dream's dominant components for B's null."""
+    c_tests: int = 10
+    """C, committed dreaming: dreams per component, ``c_steps`` steps from the latent at step
+    ``c_start`` of a random episode."""
+    c_steps: int = 1000
+    c_start: int = 150
+    c_model: int = 0
+    """Which M dreams the committed dreams (components are not comparable across Ms)."""
+    device: str = "auto"
+    threads: int = 0
+
+
+@dataclass
 class RunConfig:
     """Everything a pipeline run needs: one table per stage."""
 
@@ -161,6 +220,8 @@ class RunConfig:
     vae: VAEConfig = field(default_factory=VAEConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     rnn: RNNConfig = field(default_factory=RNNConfig)
+    dream: DreamConfig = field(default_factory=DreamConfig)
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
 
 
 STAGES: tuple[str, ...] = tuple(

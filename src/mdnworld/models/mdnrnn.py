@@ -243,23 +243,37 @@ def sample_next(
     tau_sigma: float = 1.0,
     force_component: int | Tensor | None = None,
     generator: torch.Generator | None = None,
+    noise: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Sample z_{t+1} from a one-step mixture (no time axis).
 
     Returns (z_next (B, Z), component): component is (B,) long for "shared"
     (one component for the whole latent), (B, Z) long for "per_dim".
 
-    component ~ Categorical(softmax(logits / tau_pi)); tau_pi <= 1e-6 -> argmax.
+    component ~ Categorical(softmax(logits / tau_pi)), drawn by inverting the
+    CDF at a uniform u; tau_pi <= 1e-6 -> argmax.
     z = mu_k + sigma_k * sqrt(tau_sigma) * eps, eps ~ N(0, I): tau_sigma scales
     the VARIANCE; tau_sigma = 0 returns mu_k exactly.
     force_component (int, (B,) or, for "per_dim", (B, Z)) fixes the component
     ("committed" sampling); tau_pi is then ignored.
+    noise = (u, eps) supplies the random numbers instead of ``generator``:
+    u uniform in [0, 1) shaped like logits without K ((B,) or (B, Z)), eps
+    standard normal (B, Z). The dream engine uses it to give every dream its
+    own random stream, so a dream is the same alone or inside a batch.
     """
     if tau_pi < 0 or tau_sigma < 0:
         raise ValueError(f"temperatures must be >= 0, got tau_pi={tau_pi}, tau_sigma={tau_sigma}")
     mixture = mixture_kind(out_step)
     logits = out_step.logits  # (B, K) or (B, Z, K)
     K = logits.shape[-1]
+    if noise is None:
+        kw = {"generator": generator, "device": logits.device}
+        u = torch.rand(logits.shape[:-1], **kw)
+        mu_shape = out_step.mu.shape  # (B, K, Z) or (B, Z, K)
+        z_shape = mu_shape[:-2] + mu_shape[-1:] if mixture == "shared" else mu_shape[:-1]
+        eps = torch.randn(z_shape, **kw)
+    else:
+        u, eps = noise
     if force_component is not None:
         k = torch.as_tensor(force_component, dtype=torch.long, device=logits.device)
         if k.dim() == 1 and mixture == "per_dim":
@@ -270,8 +284,8 @@ def sample_next(
     elif tau_pi <= 1e-6:
         k = logits.argmax(-1)
     else:
-        probs = mixture_weights(out_step, tau_pi).reshape(-1, K)
-        k = torch.multinomial(probs, 1, generator=generator).view(logits.shape[:-1])
+        cdf = mixture_weights(out_step, tau_pi).cumsum(-1)  # (..., K)
+        k = (cdf <= u.unsqueeze(-1)).sum(-1).clamp_max(K - 1)  # first k with cdf_k > u
 
     if mixture == "shared":  # mu (B, K, Z): pick row k
         idx = k[..., None, None].expand(*k.shape, 1, out_step.mu.shape[-1])
@@ -279,6 +293,5 @@ def sample_next(
     else:  # mu (B, Z, K): pick entry k per dim
         mu, log_sigma = (t.gather(-1, k.unsqueeze(-1)).squeeze(-1) for t in out_step[1:3])
 
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    z = mu + torch.exp(log_sigma) * math.sqrt(tau_sigma) * eps
+    z = mu + torch.exp(log_sigma) * math.sqrt(tau_sigma) * eps.to(mu.dtype)
     return z, k.clone()

@@ -1,0 +1,1 @@
+"""Analyses of dreams: event detectors, worlds/events statistics (SPEC §6-§7)."""

@@ -1,0 +1,141 @@
+"""What the three analyses share: the trained models, starting latents, decoded and labelled
+dreams, and small writers for CSV and figures. Outputs go under ``RUN_DIR/analysis/``."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mdnworld.analysis.detectors import FrameFeatures, detect
+from mdnworld.config import AnalyzeConfig
+from mdnworld.dreams import DreamRecord, Starts, decode, dream, real_starts
+from mdnworld.io import atomic_open, read_json
+from mdnworld.models.mdnrnn import MDNRNN
+from mdnworld.models.vae import VAE
+
+ANALYSIS_DIR = "analysis"
+
+
+@dataclass
+class Inputs:
+    """The trained V and Ms of a run, and the training episodes' latent files."""
+
+    vae: VAE
+    models: dict[int, MDNRNN]  # model index -> M
+    latent_paths: list[Path]
+
+    @property
+    def n_components(self) -> int:
+        return next(iter(self.models.values())).arch.n_components
+
+
+def load_inputs(run_dir: Path, cfg: AnalyzeConfig, indices: Sequence[int] | None = None) -> Inputs:
+    """Load V and the Ms (``indices``, or the first ``cfg.models``, or all), on cfg.device."""
+    from mdnworld.train.common import resolve_device, set_threads
+    from mdnworld.train.encode import latent_files
+    from mdnworld.train.rnn import RNN_DIR, load_mdnrnn
+    from mdnworld.train.vae import load_vae
+
+    set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    if indices is None:
+        found = sorted(
+            int(p.parent.name.split("_")[1]) for p in (run_dir / RNN_DIR).glob("model_*/model.json")
+        )
+        if not found:
+            raise FileNotFoundError(f"{run_dir / RNN_DIR}: no trained M; run train-rnn first")
+        indices = found[: cfg.models] if cfg.models > 0 else found
+    models = {}
+    for i in indices:
+        model, _ = load_mdnrnn(run_dir, i, device)
+        if model.arch.mixture != "shared":
+            raise ValueError(
+                f"{run_dir / RNN_DIR}/model_{i}: the analyses need the paper's shared mixture "
+                f"(one pi over K components), this M has mixture={model.arch.mixture!r}"
+            )
+        models[i] = model
+    vae, _ = load_vae(run_dir, device)
+    train_ids = set(read_json(run_dir / RNN_DIR / "split.json")["train"])
+    paths = [p for p in latent_files(run_dir) if int(p.stem.split("_")[1]) in train_ids]
+    return Inputs(vae=vae, models=models, latent_paths=paths)
+
+
+def dream_seeds(seed: int, model_index: int, n: int, offset: int = 0) -> list[int]:
+    """Distinct, reproducible seeds of n dreams of one model in one analysis."""
+    return [seed * 1_000_003 + model_index * 10_007 + offset + j for j in range(n)]
+
+
+@dataclass
+class LabelledDreams:
+    """Dreams with their decoded frames and detector output."""
+
+    record: DreamRecord
+    starts: Starts
+    frames: np.ndarray  # (B, T, 64, 64, 3) float32 in [0, 1]
+    features: list[FrameFeatures]  # one per dream
+
+
+def labelled_dreams(
+    inputs: Inputs,
+    model_index: int,
+    cfg: AnalyzeConfig,
+    n: int,
+    steps: int,
+    warmup: int = 0,
+    start_t: int = 0,
+    commit: int | None = None,
+    seed_offset: int = 0,
+) -> LabelledDreams:
+    """n dreams of one M from real starts (SPEC §5), decoded by V and run through the
+    detectors (SPEC §6)."""
+    rng = np.random.default_rng([cfg.seed, model_index, seed_offset])
+    starts = real_starts(inputs.latent_paths, n, start_t, rng)
+    seeds = dream_seeds(cfg.seed, model_index, n, seed_offset)
+    rec = dream(
+        inputs.models[model_index],
+        starts.z,
+        steps,
+        seeds,
+        warmup=warmup,
+        tau_pi=cfg.tau_pi,
+        tau_sigma=cfg.tau_sigma,
+        commit=commit,
+        p_change=cfg.p_change,
+    )
+    frames = decode(inputs.vae, rec.z)
+    return LabelledDreams(rec, starts, frames, [detect(f) for f in frames])
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows of equal keys -> a CSV file, written atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_open(path, "w") as f:
+        f.write(buf.getvalue())
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 120) -> None:
+    """Save a matplotlib figure as PNG atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

@@ -1,0 +1,133 @@
+"""``mdnworld analyze``: run the three analyses and write ``RUN_DIR/analysis/summary.md``.
+
+Each analysis writes its own folder (see its module); ``summary.md`` is rebuilt from the
+``results.json`` files present, so it always states the numbers of the latest runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mdnworld.analysis import committed, components, worlds_events
+from mdnworld.analysis.common import ANALYSIS_DIR, load_inputs
+from mdnworld.config import AnalyzeConfig
+from mdnworld.io import atomic_open, atomic_write_json, read_json
+
+ANALYSES = ("components-over-time", "worlds-events", "committed")
+FOLDERS = {
+    "components-over-time": components.NAME,
+    "worlds-events": worlds_events.NAME,
+    "committed": committed.NAME,
+}
+
+
+def results_path(run_dir: Path, analysis: str) -> Path:
+    return Path(run_dir) / ANALYSIS_DIR / FOLDERS[analysis] / "results.json"
+
+
+def analyses_done(run_dir: Path) -> bool:
+    return all(results_path(run_dir, a).exists() for a in ANALYSES)
+
+
+def run_analyses(
+    run_dir: Path,
+    cfg: AnalyzeConfig,
+    which: tuple[str, ...] = ANALYSES,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Run the chosen analyses; returns the path of summary.md."""
+    unknown = set(which) - set(ANALYSES)
+    if unknown:
+        raise ValueError(f"unknown analysis {sorted(unknown)}, expected some of {ANALYSES}")
+    run_dir = Path(run_dir)
+    inputs = load_inputs(run_dir, cfg)
+    log(f"analyze: models {sorted(inputs.models)}, K = {inputs.n_components}")
+    for name in which:
+        log(f"analyze {name}: running")
+        if name == "components-over-time":
+            result = components.components_over_time(run_dir, inputs, cfg)
+            atomic_write_json(results_path(run_dir, name), result)
+        elif name == "worlds-events":
+            worlds_events.worlds_events(run_dir, inputs, cfg, log)
+        else:
+            committed.committed(run_dir, inputs, cfg)
+        log(f"analyze {name}: wrote {results_path(run_dir, name).parent}")
+    path = write_summary(run_dir)
+    log(f"analyze: summary in {path}")
+    return path
+
+
+def _fmt(x: Any, spec: str = ".2f") -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def write_summary(run_dir: Path) -> Path:
+    """``analysis/summary.md`` from the results.json files that exist."""
+    lines = ["# Analyses", ""]
+    a = results_path(run_dir, "components-over-time")
+    if a.exists():
+        r = read_json(a)
+        lines += [
+            "## A. Components over time",
+            "",
+            f"One dream per M, {r['steps']} steps after {r['warmup']} warm-up steps: which "
+            "component dominates (argmax π) how often, and how often the lead changes.",
+            "",
+            "| M | steps dominated by k = 0, 1, ... | lead changes | figure |",
+            "|---|---|---|---|",
+        ]
+        for i, m in r["models"].items():
+            share = ", ".join(str(c) for c in m["dominant_share"])
+            lines.append(f"| model_{i} | {share} | {m['switches']} | {m['figure']} |")
+        lines.append("")
+    b = results_path(run_dir, "worlds-events")
+    if b.exists():
+        r = read_json(b)
+        lines += [
+            "## B. Worlds and events vs. the main component",
+            "",
+            f"{r['dreams']} dreams ({len(r['models'])} M × {r['dreams'] // len(r['models'])}) "
+            f"of {r['steps']} steps. Current/Any: medians over dreams; p: the paper's "
+            "Mann–Whitney U; null: median Current when each dream's dominant components are "
+            "circularly shifted (selection bias alone), with its empirical p. A class is only "
+            "tied to a component if Current beats the null, not just Any.",
+            "",
+            "| class | dreams | Current | Any | p | sig. | null Current | null p | paper |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in r["rows"]:
+            paper = (
+                f"{_fmt(row['paper_current'])} / {_fmt(row['paper_any'])} {row['paper_stars']}"
+                if row["paper_stars"]
+                else ""
+            )
+            lines.append(
+                f"| {row['class']} | {row['n_dreams']} | {_fmt(row['median_current'])} | "
+                f"{_fmt(row['median_any'])} | {_fmt(row['p'], '.2g')} | {row['stars'] or '—'} | "
+                f"{_fmt(row['null_mean'])} | {_fmt(row['null_p'], '.3f')} | {paper} |"
+            )
+        lines.append("")
+    c = results_path(run_dir, "committed")
+    if c.exists():
+        r = read_json(c)
+        names = r["classes"]
+        lines += [
+            "## C. Committed dreaming",
+            "",
+            f"M model_{r['model']}: {r['tests']} dreams per forced component, {r['steps']} "
+            f"steps each from step {r['start_t']} of real episodes; median frames per class. "
+            f"{r['note']} Paper: {r['paper']}.",
+            "",
+            "| component | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for row in r["median_frames"]:
+            cells = " | ".join(f"{row[n]:g}" for n in names)
+            lines.append(f"| k={row['component']} | {cells} |")
+        lines.append("")
+    path = Path(run_dir) / ANALYSIS_DIR / "summary.md"
+    with atomic_open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path

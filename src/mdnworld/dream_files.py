@@ -1,0 +1,168 @@
+"""``mdnworld dream``: dreams written to disk as videos with live pi bars and raw arrays.
+
+Files under ``RUN_DIR/dreams/model_<i>/`` (``committed_<k>/`` inside it for committed dreams):
+
+- ``dream_<j>.mp4`` (and ``.gif``): the decoded dream frame (x4) beside a bar chart of pi at that
+  step; the bar of the component the frame was drawn from has a black frame around it;
+- ``dreams.npz`` (no pickle): ``z`` (B, T, Z), ``pi`` (B, T, K), ``component`` (B, T),
+  ``action`` (B, T, 1), ``frames`` (B, T, 64, 64, 3) uint8, ``start_episode`` (B,), ``seeds`` (B,);
+- ``dreams.json``: the settings, so a rerun with the same settings is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mdnworld.config import DreamConfig, to_dict
+from mdnworld.data.episodes import write_npz
+from mdnworld.data.preview import upscale, write_video
+from mdnworld.dreams import decode, dream, real_starts, to_uint8
+from mdnworld.io import atomic_write_json, read_json
+from mdnworld.train.common import resolve_device, set_threads
+
+DREAM_DIR = "dreams"
+PANEL = 256  # pixels: the frame is shown x4 (256 x 256) and the bar chart beside it as big
+COLOURS = np.array(
+    [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
+     [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]],
+    dtype=np.uint8,
+)  # fmt: skip
+"""Matplotlib's tab10, one colour per component (shared with the analysis figures)."""
+
+
+def component_colour(k: int) -> np.ndarray:
+    return COLOURS[k % len(COLOURS)]
+
+
+class PiBars:
+    """Draws pi (K,) as a bar chart into a (PANEL, PANEL, 3) uint8 image: axes, labels and
+    title are rendered once by matplotlib, the bars are filled per frame with numpy."""
+
+    def __init__(self, K: int, title: str) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(PANEL / 100, PANEL / 100), dpi=100)
+        ax = fig.add_axes((0.18, 0.14, 0.77, 0.74))
+        ax.set_xlim(-0.5, K - 0.5)
+        ax.set_ylim(0, 1)
+        ax.set_xticks(range(K), [f"k={k}" for k in range(K)], fontsize=8)
+        ax.set_ylabel("π (mixture weight)", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.set_title(title, fontsize=9)
+        fig.canvas.draw()
+        self.background = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+        box = ax.get_window_extent()
+        plt.close(fig)
+        self.K = K
+        self.left, self.right = box.x0, box.x1
+        self.top, self.bottom = PANEL - box.y1, PANEL - box.y0  # image rows
+
+    def __call__(self, pi: np.ndarray, chosen: int | None = None) -> np.ndarray:
+        img = self.background.copy()
+        width = (self.right - self.left) / self.K
+        for k, p in enumerate(pi):
+            c0 = int(round(self.left + (k + 0.15) * width))
+            c1 = int(round(self.left + (k + 0.85) * width))
+            r0 = int(round(self.bottom - float(p) * (self.bottom - self.top)))
+            r1 = int(round(self.bottom))
+            img[r0:r1, c0:c1] = component_colour(k)
+            if k == chosen:  # a black frame around the component the frame came from
+                img[max(r0 - 3, 0) : r1, c0 - 3 : c0] = 0
+                img[max(r0 - 3, 0) : r1, c1 : c1 + 3] = 0
+                img[max(r0 - 3, 0) : r0, c0:c1] = 0
+        return img
+
+
+def dream_video_frames(
+    frames: np.ndarray, pi: np.ndarray, component: np.ndarray, title: str
+) -> np.ndarray:
+    """One dream: frames (T, 64, 64, 3) uint8, pi (T, K), component (T,) -> (T, 256, 512, 3)."""
+    bars = PiBars(pi.shape[-1], title)
+    big = upscale(frames, PANEL // frames.shape[1])
+    return np.stack(
+        [np.concatenate([big[t], bars(pi[t], int(component[t]))], 1) for t in range(len(frames))]
+    )
+
+
+def dream_dir(run_dir: Path, model_index: int, commit: int) -> Path:
+    out = Path(run_dir) / DREAM_DIR / f"model_{model_index}"
+    return out / f"committed_{commit}" if commit >= 0 else out
+
+
+def run_dreams(run_dir: Path, cfg: DreamConfig, log: Callable[[str], None] = print) -> Path:
+    """Dream ``cfg.dreams`` dreams with model ``cfg.model_index``; returns their folder."""
+    from mdnworld.train.encode import latent_files
+    from mdnworld.train.rnn import load_mdnrnn, model_dir
+    from mdnworld.train.vae import load_vae
+
+    run_dir = Path(run_dir)
+    out = dream_dir(run_dir, cfg.model_index, cfg.commit)
+    settings = to_dict(cfg)
+    settings.pop("device"), settings.pop("threads")
+    if (out / "dreams.json").exists() and read_json(out / "dreams.json") == settings:
+        log(f"dream: {out} already has these dreams, skipped")
+        return out
+    set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    model, meta = load_mdnrnn(run_dir, cfg.model_index, device)
+    vae, _ = load_vae(run_dir, device)
+    K = model.arch.n_components
+    if model.arch.mixture != "shared":
+        raise ValueError(
+            f"{model_dir(run_dir, cfg.model_index)}: dream videos need the shared mixture"
+        )
+    if cfg.commit >= K:
+        raise ValueError(f"commit must be < {K} (the number of components), got {cfg.commit}")
+    train_ids = set(read_json(run_dir / "rnn" / "split.json")["train"])
+    paths = [p for p in latent_files(run_dir) if int(p.stem.split("_")[1]) in train_ids]
+    rng = np.random.default_rng(cfg.seed)
+    starts = real_starts(paths, cfg.dreams, cfg.start_t, rng, cfg.teacher_steps)
+    seeds = [cfg.seed * 1_000_003 + j for j in range(cfg.dreams)]
+    log(
+        f"dream: {cfg.dreams} dream(s) x {cfg.steps} steps with model_{cfg.model_index} on {device}"
+    )
+    rec = dream(
+        model,
+        starts.z,
+        cfg.steps,
+        seeds,
+        warmup=cfg.warmup,
+        tau_pi=cfg.tau_pi,
+        tau_sigma=cfg.tau_sigma,
+        commit=cfg.commit if cfg.commit >= 0 else None,
+        p_change=cfg.p_change,
+        teacher=starts.teacher,
+    )
+    frames = to_uint8(decode(vae, rec.z))
+    what = f"committed to k={cfg.commit}" if cfg.commit >= 0 else f"τπ={cfg.tau_pi:g}"
+    for j in tqdm(range(cfg.dreams), desc="dream videos", unit="dream", dynamic_ncols=True):
+        video = dream_video_frames(
+            frames[j], rec.pi[j], rec.component[j], f"model {cfg.model_index}, {what}"
+        )
+        write_video(out / f"dream_{j}.mp4", video, cfg.fps)
+        if cfg.gif:
+            write_video(out / f"dream_{j}.gif", video[:, ::2, ::2], cfg.fps)
+    arrays = {
+        "z": rec.z,
+        "pi": rec.pi,
+        "component": rec.component,
+        "action": rec.action,
+        "frames": frames,
+        "start_episode": np.array(starts.episodes, np.int64),
+        "seeds": np.array(seeds, np.int64),
+    }
+    write_npz(out / "dreams.npz", arrays)
+    atomic_write_json(out / "dreams.json", settings)
+    log(f"dream: wrote {cfg.dreams} video(s) and dreams.npz to {out}")
+    return out
+
+
+def dreams_done(run_dir: Path, cfg: DreamConfig) -> bool:
+    return (dream_dir(run_dir, cfg.model_index, cfg.commit) / "dreams.json").exists()
