@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mdnworld.cli import build_parser, main
@@ -77,7 +79,10 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     cfg_file.write_text(
         f'run_dir = "{tmp_path / "run"}"\n[generate]\nepisodes = 3\nworkers = 1\n'
         "[vae]\nepochs = 1\nbatch_size = 64\nval_frames = 64\n"
-        "[rnn]\nepochs = 2\nhidden = 32\nmodels = 1\nthreads = 1\n"
+        "[rnn]\nepochs = 2\nhidden = 32\nmodels = 2\nthreads = 1\n"
+        "[dream]\ndreams = 2\nsteps = 12\nwarmup = 3\n"
+        "[analyze]\na_warmup = 5\na_steps = 10\nb_dreams = 2\nb_steps = 40\nn_shifts = 50\n"
+        "c_tests = 2\nc_steps = 20\nc_start = 5\n"
     )
     cmd = [sys.executable, "-m", "mdnworld.cli", "pipeline", "--config", str(cfg_file)]
     first = subprocess.run(cmd, capture_output=True, text=True)
@@ -90,7 +95,33 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     second = subprocess.run(cmd, capture_output=True, text=True)
     assert second.returncode == 0
     assert "[generate] already finished" in second.stdout
-    for stage in ("show", "train-vae", "encode", "train-rnn"):
+    for stage in ("show", "train-vae", "encode", "train-rnn", "dream", "analyze"):
         assert f"[{stage}] already finished" in second.stdout
     assert (run / "vae" / "model.safetensors").exists()
     assert list((run / "latents").glob("ep_*.npz"))
+    # dreams: videos and arrays
+    dreams = run / "dreams" / "model_0"
+    assert (dreams / "dream_1.mp4").stat().st_size > 0 and (dreams / "dream_1.gif").exists()
+    with np.load(dreams / "dreams.npz", allow_pickle=False) as d:
+        assert d["frames"].shape == (2, 12, 64, 64, 3) and d["pi"].shape == (2, 12, 5)
+    # analyses: figures, tables and the summary, over both models
+    analysis = run / "analysis"
+    for name in (
+        "components_over_time/model_1.png",
+        "worlds_events/worlds_events.png",
+        "committed/committed.png",
+        "worlds_events/table.csv",
+        "committed/counts.csv",
+    ):
+        assert (analysis / name).stat().st_size > 0, name
+    b = json.loads((analysis / "worlds_events" / "results.json").read_text())
+    assert b["dreams"] == 4 and b["models"] == [0, 1]
+    summary = (analysis / "summary.md").read_text()
+    assert "## A." in summary and "## B." in summary and "## C." in summary
+    # one analysis alone, through its subcommand
+    one = subprocess.run(
+        [sys.executable, "-m", "mdnworld.cli", "analyze", "committed", str(run), "--c-steps", "15",
+         "--config", str(cfg_file)], capture_output=True, text=True,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    assert json.loads((analysis / "committed" / "results.json").read_text())["steps"] == 15

@@ -16,6 +16,13 @@ from mdnworld import __version__
 from mdnworld.config import ConfigError, RunConfig, load_config
 from mdnworld.pipeline import STAGES, run_pipeline, save_run_config
 
+ANALYSIS_HELP = {
+    "components-over-time": "A: pi_k against time after a warm-up, above the dreamed frames",
+    "worlds-events": "B: main component per world/event class, Mann-Whitney U and shift null",
+    "committed": "C: frames per class when every step is forced onto one component",
+    "all": "the three analyses in turn",
+}
+
 
 def _add_stage_flags(parser: argparse.ArgumentParser, stage: str) -> None:
     """One ``--field-name`` flag per field of the stage's config dataclass (default: unset)."""
@@ -69,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     for stage in STAGES:
         s = sub.add_parser(stage.name, help=stage.help, description=stage.help)
+        if stage.name == "analyze":  # one sub-subcommand per analysis, and "all"
+            which = s.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
+            for name, text in ANALYSIS_HELP.items():
+                a = which.add_parser(name, help=text, description=text)
+                _common(a)
+                _add_stage_flags(a, stage.section)
+            continue
         _common(s)
         _add_stage_flags(s, stage.section)
 
@@ -118,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         stage = {s.name: s for s in STAGES}[args.command]
         run_dir.mkdir(parents=True, exist_ok=True)
         save_run_config(run_dir, cfg)
+        if args.command == "analyze" and args.analysis != "all":
+            from mdnworld.analysis.run import run_analyses
+
+            run_analyses(run_dir, cfg.analyze, (args.analysis,))
+            return 0
         stage.run(run_dir, cfg, print)
         return 0
     except (ConfigError, ValueError, RuntimeError, FileNotFoundError) as e:

@@ -99,6 +99,30 @@ def train_rnn_done(run_dir: Path, cfg: RunConfig) -> bool:
     return rnn_done(run_dir, cfg.rnn)
 
 
+def run_dream(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
+    from mdnworld.dream_files import run_dreams
+
+    run_dreams(run_dir, cfg.dream, log)
+
+
+def dream_done(run_dir: Path, cfg: RunConfig) -> bool:
+    from mdnworld.dream_files import dreams_done
+
+    return dreams_done(run_dir, cfg.dream)
+
+
+def run_analyze(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
+    from mdnworld.analysis.run import run_analyses
+
+    run_analyses(run_dir, cfg.analyze, log=log)
+
+
+def analyze_done(run_dir: Path, cfg: RunConfig) -> bool:
+    from mdnworld.analysis.run import analyses_done
+
+    return analyses_done(run_dir)
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -135,6 +159,20 @@ STAGES: list[Stage] = [
         "step 4: train the MDN-RNN(s) (M) on windows of the encoded episodes",
         run_train_rnn,
         train_rnn_done,
+    ),
+    Stage(
+        "dream",
+        "dream",
+        "dreams of one M decoded by V: MP4/GIF with live pi bars + raw arrays",
+        run_dream,
+        dream_done,
+    ),
+    Stage(
+        "analyze",
+        "analyze",
+        "the paper's three analyses: components-over-time, worlds-events, committed",
+        run_analyze,
+        analyze_done,
     ),
 ]
 
