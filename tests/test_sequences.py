@@ -119,3 +119,23 @@ def test_random_walk_baseline_fit_and_nll() -> None:
     np.testing.assert_allclose(s2**2, (cov[:, None] * var).sum(0) / cov.sum(), rtol=1e-5)
     # coverage counts the windows that use each (t -> t+1) step
     assert data.coverage().sum() == len(data) * 10 and data.coverage()[-1] == 0
+
+
+def test_end_windows_make_every_last_frame_a_target() -> None:
+    eps = [
+        {
+            "mu": np.zeros((n, 2), np.float32),
+            "logvar": np.zeros((n, 2), np.float32),
+            "actions": np.zeros((n, 1), np.float32),
+            "rewards": np.ones(n, np.float32),
+            "dones": np.arange(n) == n - 1,
+        }
+        for n in (10, 11, 12)
+    ]
+    plain = SequenceData(eps, seq_len=4, skip_ahead=3)
+    ends = SequenceData(eps, seq_len=4, skip_ahead=3, end_windows=True)
+    # T = 10, 11, 12 with L = 4: starts 0,3 / 0,3,6 / 0,3,6 cover frames up to 7 / 10 / 10,
+    # so only the T = 11 episode has its last frame (the death) as a target
+    assert plain.batch(np.arange(len(plain))).done.any(axis=1).sum() == 1
+    assert ends.batch(np.arange(len(ends))).done.any(axis=1).sum() == 3
+    assert len(ends) == len(plain) + 2

@@ -105,6 +105,8 @@ class RNNConfig:
     """"shared" (the paper's: one categorical over K full-latent Gaussians) or "per_dim"
     (World Models': an independent K-mixture per latent dim)."""
     done_head: bool = False
+    """Also predict death (needed by the controller's DreamEnv); adds a training window ending
+    at each episode's last frame so that every death is a target."""
     reward_head: bool = False
     done_pos_weight: float = 1.0
     """Weight of positive (death) steps in the done head's binary cross-entropy."""

@@ -14,6 +14,9 @@ T < L + 1 frames give no window: they are skipped and counted (``skipped``).
 
 The done/reward targets are the flags stored with frame t+1, aligned with z_{t+1} as in World
 Models (``dones`` is True only on the last stored frame, the one after which the player died).
+The regular windows reach an episode's last frame only when (T - L - 1) is a multiple of
+skip_ahead; ``end_windows=True`` adds one window ending there, so every death is a target of
+the done head.
 
 Memory: the kept episodes are concatenated once into (N, Z) arrays (2000 episodes x ~300
 frames x 64 float32 ~ 150 MB for mu, the same for logvar); a window is just its start row, and
@@ -77,6 +80,7 @@ class SequenceData:
         seq_len: int = 60,
         skip_ahead: int = 3,
         names: Sequence[str] | None = None,
+        end_windows: bool = False,
     ) -> None:
         if seq_len < 1 or skip_ahead < 1:
             raise ValueError(f"seq_len and skip_ahead must be >= 1, got {seq_len}, {skip_ahead}")
@@ -102,13 +106,13 @@ class SequenceData:
         self.actions = cat("actions", np.float32, (adim,))
         self.rewards = cat("rewards", np.float32, ())
         self.dones = cat("dones", np.bool_, ())
-        self.starts = np.concatenate(
-            [
-                s + skip_ahead * np.arange(n_windows(int(n), seq_len, skip_ahead), dtype=np.int64)
-                for s, n in zip(self.episode_starts, lengths, strict=True)
-            ]
-            or [np.zeros(0, np.int64)]
-        )
+        per_episode = []
+        for s, n in zip(self.episode_starts, lengths, strict=True):
+            local = skip_ahead * np.arange(n_windows(int(n), seq_len, skip_ahead), dtype=np.int64)
+            if end_windows and local[-1] != n - seq_len - 1:  # add the window ending at the end
+                local = np.append(local, n - seq_len - 1)
+            per_episode.append(s + local)
+        self.starts = np.concatenate(per_episode or [np.zeros(0, np.int64)])
         self._offsets = np.arange(seq_len + 1, dtype=np.int64)
 
     def __len__(self) -> int:

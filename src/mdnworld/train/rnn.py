@@ -194,7 +194,13 @@ def load_rnn_data(run_dir: Path, cfg: RNNConfig) -> RNNData:
 
     def windows(ids: list[int]) -> SequenceData:
         eps = [load_latents(by_id[i], latent_dim=zdim) for i in ids]
-        return SequenceData(eps, cfg.seq_len, cfg.skip_ahead, names=[by_id[i].name for i in ids])
+        return SequenceData(
+            eps,
+            cfg.seq_len,
+            cfg.skip_ahead,
+            names=[by_id[i].name for i in ids],
+            end_windows=cfg.done_head,
+        )
 
     train, val = windows(train_ids), windows(val_ids)
     for name, data, ids in (("training", train, train_ids), ("validation", val, val_ids)):
