@@ -213,6 +213,59 @@ class AnalyzeConfig:
 
 
 @dataclass
+class ControllerConfig:
+    """``mdnworld train-controller``: C trained by CMA-ES inside M's dream (SPEC §8)."""
+
+    model_index: int = 0
+    """The M that dreams; it needs a done head (train-rnn --done-head)."""
+    popsize: int = 64
+    rollouts: int = 16
+    """Dreams per candidate; fitness = their mean survival. All popsize x rollouts dreams run
+    as one batch."""
+    generations: int = 200
+    sigma0: float = 0.1
+    """CMA-ES initial step size (the search starts from all-zero parameters)."""
+    tau: float = 1.15
+    """Dream temperature (World Models': logits / tau, variance x tau)."""
+    max_steps: int = 2100
+    done: str = "sample"
+    """How M's done head ends a dream: "sample" (death ~ Bernoulli(p)) or "threshold"
+    (p > done_threshold)."""
+    done_threshold: float = 0.5
+    eval_every: int = 10
+    """Every this many generations, play the CMA-ES mean in the real game (0 = never)."""
+    eval_episodes: int = 8
+    seed: int = 0
+    executor: str = "local"
+    """"local" (processes on this machine) or "ray" (``pip install mdnworld[ray]``)."""
+    address: str = ""
+    """Ray cluster address (``ray start --head`` prints it); empty = start a local Ray."""
+    workers: int = 0
+    """Processes for real-game episodes; 0 = one per core."""
+    dream_chunks: int = 1
+    """Split a generation's dreams into this many executor jobs (1 = one batch, here)."""
+    device: str = "auto"
+    threads: int = 0
+
+
+@dataclass
+class EvaluateConfig:
+    """``mdnworld evaluate``: the trained controller in the real game."""
+
+    episodes: int = 100
+    which: str = "mean"
+    """"mean" (CMA-ES's final mean, the controller) or "best" (best dream candidate)."""
+    seed: int = 1_000_000
+    """Episode i uses game seed seed + i (apart from the training data's seeds)."""
+    max_steps: int = 2100
+    executor: str = "local"
+    address: str = ""
+    workers: int = 0
+    videos: bool = True
+    """MP4 of the best and the worst episode: real frame beside V's reconstruction."""
+
+
+@dataclass
 class RunConfig:
     """Everything a pipeline run needs: one table per stage."""
 
@@ -224,6 +277,8 @@ class RunConfig:
     rnn: RNNConfig = field(default_factory=RNNConfig)
     dream: DreamConfig = field(default_factory=DreamConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
 STAGES: tuple[str, ...] = tuple(

@@ -123,6 +123,36 @@ def analyze_done(run_dir: Path, cfg: RunConfig) -> bool:
     return analyses_done(run_dir)
 
 
+def run_train_controller(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
+    from mdnworld.control.train import train_controller
+
+    train_controller(run_dir, cfg.controller, log)
+
+
+def train_controller_done(run_dir: Path, cfg: RunConfig) -> bool:
+    from mdnworld.control.train import controller_done
+
+    return controller_done(run_dir, cfg.controller)
+
+
+def run_evaluate(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
+    from mdnworld.control.evaluate import evaluate
+
+    evaluate(run_dir, cfg.evaluate, log)
+
+
+def evaluate_done(run_dir: Path, cfg: RunConfig) -> bool:
+    """Done when scores exist for the controller of the configured generation."""
+    from mdnworld.io import read_json
+
+    path = run_dir / "evaluate" / "scores.json"
+    return (
+        path.exists()
+        and read_json(path)["generation"] == cfg.controller.generations
+        and read_json(path)["episodes"] == cfg.evaluate.episodes
+    )
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -173,6 +203,20 @@ STAGES: list[Stage] = [
         "the paper's three analyses: components-over-time, worlds-events, committed",
         run_analyze,
         analyze_done,
+    ),
+    Stage(
+        "train-controller",
+        "controller",
+        "C: CMA-ES on a linear controller inside M's dream (needs M with a done head)",
+        run_train_controller,
+        train_controller_done,
+    ),
+    Stage(
+        "evaluate",
+        "evaluate",
+        "the trained controller in the real game: mean ± std score, best/worst videos",
+        run_evaluate,
+        evaluate_done,
     ),
 ]
 

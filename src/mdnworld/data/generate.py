@@ -111,19 +111,26 @@ _ENV: TakeCoverEnv | None = None
 _THREADS: ThreadPoolExecutor | None = None
 
 
-def _init_worker(max_steps: int, resolution: str) -> None:
-    global _ENV, _THREADS
-    # ViZDoom runs the game in a process of its own, which inherits our open descriptors.
-    # Two consequences if this worker dies abruptly: the orphaned game would hold the pipe
-    # by which the pool notices dead workers (so the pool would wait forever), and it lives
-    # on. So: no descriptor of ours is inherited, and we lead a process group of our own so
-    # the parent can kill worker and game together (see _kill_workers).
+def prepare_worker_process() -> None:
+    """Make a pool worker that will run ViZDoom safe to kill.
+
+    ViZDoom runs the game in a process of its own, which inherits our open descriptors. Two
+    consequences if this worker dies abruptly: the orphaned game would hold the pipe by which
+    the pool notices dead workers (so the pool would wait forever), and it lives on. So: no
+    descriptor of ours is inherited, we lead a process group of our own so the parent can kill
+    worker and game together (see _kill_workers), and we die with the parent.
+    """
     for fd in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
         with contextlib.suppress(OSError):
             if int(fd) > 2:
                 os.set_inheritable(int(fd), False)
     os.setpgrp()
     threading.Thread(target=_die_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _init_worker(max_steps: int, resolution: str) -> None:
+    global _ENV, _THREADS
+    prepare_worker_process()
     _ENV = TakeCoverEnv(max_steps=max_steps, resolution=resolution, preprocess=False)
     _THREADS = ThreadPoolExecutor(1, thread_name_prefix="preprocess")
     # Pool workers leave through os._exit (no atexit): close the game in multiprocessing's

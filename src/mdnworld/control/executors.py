@@ -1,0 +1,84 @@
+"""Where jobs run: a small seam with two engines.
+
+``LocalExecutor`` runs jobs in worker processes on this machine (or in this process with one
+worker); ``RayExecutor`` hands them to a Ray cluster (``pip install mdnworld[ray]``;
+``--executor ray --address HOST:PORT``, or no address to start a local Ray). Both give
+``map(fn, jobs) -> results`` in job order, where ``fn`` is a module-level function of one
+picklable job (a dict of plain values: paths, numbers, lists). Jobs name the run directory, so
+Ray workers on other machines must see it at the same path (shared storage).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+Job = dict[str, Any]
+
+
+def _init_local_worker() -> None:
+    from mdnworld.data.generate import prepare_worker_process
+
+    prepare_worker_process()
+
+
+class LocalExecutor:
+    """``workers`` processes (0 = one per core; 1 = run in this process)."""
+
+    def __init__(self, workers: int = 0) -> None:
+        self.workers = workers if workers > 0 else (os.cpu_count() or 1)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(self, fn: Callable[[Job], Any], jobs: Sequence[Job]) -> list[Any]:
+        if self.workers == 1 or len(jobs) <= 1:
+            return [fn(job) for job in jobs]
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=mp.get_context("spawn"), initializer=_init_local_worker
+            )
+        return list(self._pool.map(fn, jobs))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+class RayExecutor:
+    """Jobs as Ray tasks, one CPU each, on the cluster at ``address`` (empty: a local Ray
+    started here with ``workers`` CPUs, 0 = all)."""
+
+    def __init__(self, address: str = "", workers: int = 0) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise RuntimeError("the Ray executor needs Ray: pip install 'mdnworld[ray]'") from None
+        self.ray = ray
+        self._started = not ray.is_initialized()
+        if self._started:
+            kwargs: dict[str, Any] = {"address": address} if address else {}
+            if not address and workers > 0:
+                kwargs["num_cpus"] = workers
+            ray.init(**kwargs, include_dashboard=False, log_to_driver=False)
+
+    def map(self, fn: Callable[[Job], Any], jobs: Sequence[Job]) -> list[Any]:
+        remote = self.ray.remote(num_cpus=1)(fn)
+        return self.ray.get([remote.remote(job) for job in jobs])
+
+    def close(self) -> None:
+        if self._started:
+            self.ray.shutdown()
+
+
+Executor = LocalExecutor | RayExecutor
+
+
+def make_executor(kind: str, address: str = "", workers: int = 0) -> Executor:
+    if kind == "local":
+        return LocalExecutor(workers)
+    if kind == "ray":
+        return RayExecutor(address, workers)
+    raise ValueError(f"executor must be 'local' or 'ray', got {kind!r}")

@@ -1,0 +1,355 @@
+"""``mdnworld train-controller``: C trained by CMA-ES entirely inside M's dream (SPEC §8).
+
+Read top to bottom: each generation CMA-ES (pycma) proposes ``popsize`` parameter vectors;
+every candidate drives ``rollouts`` dreams, all popsize x rollouts dreams run as ONE batch of
+``DreamEnv`` (dreams.py) until every dream has died (M's done head) or reached ``max_steps``;
+a candidate's fitness is its mean survival in steps. CMA-ES is told the fitnesses (it
+minimises, so it gets their negatives). Every ``eval_every`` generations the CMA-ES mean plays
+``eval_episodes`` real games, so the dream-to-reality gap shows in the log.
+
+Checkpoint (after every generation), ``RUN_DIR/controller/cmaes_state.npz``, format
+``mdnworld.cmaes/1``, no pickle: ``fitness`` (G, popsize) float64, every generation's fitness
+in ask order; ``best_params`` (n,) float32; ``meta``, a JSON string (format, settings, pycma
+version, the best so far, and a checksum of the CMA-ES mean after every generation). pycma's
+state is not stored: it is rebuilt by replaying ask/tell with the recorded fitnesses from the
+same seed, which reproduces it exactly (its random numbers come from numpy's global generator,
+which we keep private to it); the checksums prove the replay, and a mismatch (say, another
+pycma version) is an error, not a silent fork. So a run killed anywhere resumes to the same
+next generation.
+
+Other files: ``controller.safetensors`` (+ ``.json``) = the CMA-ES mean (the trained
+controller), ``best.safetensors`` = the candidate with the best dream fitness, ``log.jsonl``,
+``tb/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cma
+import numpy as np
+import torch
+
+from mdnworld.config import ControllerConfig, to_dict
+from mdnworld.control.executors import Executor, make_executor
+from mdnworld.control.realgame import play_job, seed_jobs
+from mdnworld.data.episodes import write_npz
+from mdnworld.dreams import DreamEnv
+from mdnworld.io import read_json
+from mdnworld.models.controller import ControllerArch, PopulationController
+from mdnworld.models.mdnrnn import MDNRNN
+from mdnworld.train.common import CheckpointError, Logger, resolve_device, save_weights, set_threads
+
+CTRL_DIR = "controller"
+CMAES_FORMAT = "mdnworld.cmaes/1"
+EVAL_SEED = 2_000_000
+"""Real-game seeds used during training: EVAL_SEED + i (apart from data and evaluate seeds)."""
+
+
+# --- CMA-ES with a private random stream and a replayable state ---------------------------------
+
+
+class CMAES:
+    """pycma's CMAEvolutionStrategy from zeros; ``fitness`` is maximised.
+
+    pycma draws from numpy's global generator; we swap a private state in around every call,
+    so nothing else can shift its stream, and the state is just (seed, fitness history).
+    """
+
+    def __init__(self, n: int, sigma0: float, popsize: int, seed: int) -> None:
+        self._state: dict | None = None
+        opts = {"popsize": popsize, "seed": seed + 1, "verbose": -9}  # pycma: seed 0 = time
+        with self._random():
+            self.es = cma.CMAEvolutionStrategy(np.zeros(n), sigma0, opts)
+        self.fitness: list[np.ndarray] = []
+        self.checks: list[float] = []
+
+    @contextlib.contextmanager
+    def _random(self) -> Iterator[None]:
+        outer = np.random.get_state()
+        if self._state is not None:
+            np.random.set_state(self._state)
+        try:
+            yield
+        finally:
+            self._state = np.random.get_state()
+            np.random.set_state(outer)
+
+    def ask(self) -> np.ndarray:
+        """(popsize, n) candidates of the next generation."""
+        with self._random():
+            return np.asarray(self.es.ask())
+
+    def tell(self, X: np.ndarray, fitness: np.ndarray) -> None:
+        with self._random():
+            self.es.tell(list(X), (-np.asarray(fitness, np.float64)).tolist())
+        self.fitness.append(np.asarray(fitness, np.float64))
+        self.checks.append(float(np.sum(self.es.mean)))
+
+    @property
+    def generation(self) -> int:
+        return len(self.fitness)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.asarray(self.es.mean)
+
+    def replay(self, fitness: np.ndarray, checks: list[float], where: Path) -> None:
+        """Rebuild the state of a saved run: ask/tell with its recorded fitnesses."""
+        for g, (f, check) in enumerate(zip(fitness, checks, strict=True)):
+            self.tell(self.ask(), f)
+            if self.checks[-1] != check:
+                raise CheckpointError(
+                    f"{where}: replaying CMA-ES diverged at generation {g + 1} (another pycma "
+                    f"version than {cma.__version__}?); move the folder away to start afresh"
+                )
+
+
+# --- fitness in the dream ------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=2)
+def dream_inputs(run_dir: str, model_index: int, device: str) -> tuple[MDNRNN, torch.Tensor]:
+    """M (with a done head) and the dream starts: mu of the first frame of every training
+    episode (M, Z)."""
+    from mdnworld.train.encode import latent_files, load_latents
+    from mdnworld.train.rnn import RNN_DIR, load_mdnrnn, model_dir
+
+    model, _ = load_mdnrnn(run_dir, model_index, device)
+    if model.done is None:
+        raise ValueError(
+            f"{model_dir(run_dir, model_index)}: the controller dreams need an M with a done "
+            "head; train one with `mdnworld train-rnn --done-head --model-index N`"
+        )
+    train_ids = set(read_json(Path(run_dir) / RNN_DIR / "split.json")["train"])
+    paths = [p for p in latent_files(run_dir) if int(p.stem.split("_")[1]) in train_ids]
+    starts = torch.from_numpy(np.stack([load_latents(p)["mu"][0] for p in paths]))
+    return model, starts
+
+
+@torch.no_grad()
+def dream_fitness(
+    model: MDNRNN,
+    start_z: torch.Tensor,
+    params: np.ndarray,
+    rollouts: int,
+    tau: float,
+    max_steps: int,
+    done_threshold: float,
+    seed: int,
+    done: str = "sample",
+) -> np.ndarray:
+    """Mean dream survival (steps) of each candidate: params (P, n) -> (P,) float64.
+
+    All P x rollouts dreams run as one DreamEnv batch until each has ended once."""
+    P = len(params)
+    env = DreamEnv(model, start_z, P * rollouts, tau, max_steps, done_threshold, seed, False, done)
+    arch = ControllerArch(model.arch.latent_dim, model.arch.hidden, model.arch.action_dim)
+    owner = torch.arange(P, device=env.device).repeat_interleave(rollouts)
+    policy = PopulationController(torch.as_tensor(params, device=env.device), owner, arch)
+    z, h = env.reset()
+    survived = torch.zeros(P * rollouts, device=env.device)
+    while not env.finished.all():
+        (z, h), reward, _, _ = env.step(policy(z, h))
+        survived += reward
+    return survived.view(P, rollouts).mean(1).double().cpu().numpy()
+
+
+def dream_job(job: dict[str, Any]) -> list[float]:
+    """Executor job: {"run_dir", "model_index", "device", "threads", "params" (P, n) list,
+    "rollouts", "tau", "max_steps", "done_threshold", "seed"} -> P fitnesses."""
+    if job.get("threads"):
+        torch.set_num_threads(int(job["threads"]))
+    model, starts = dream_inputs(str(job["run_dir"]), int(job["model_index"]), job["device"])
+    fit = dream_fitness(
+        model,
+        starts,
+        np.asarray(job["params"], np.float32),
+        int(job["rollouts"]),
+        float(job["tau"]),
+        int(job["max_steps"]),
+        float(job["done_threshold"]),
+        int(job["seed"]),
+        job.get("done", "sample"),
+    )
+    return fit.tolist()
+
+
+def population_fitness(
+    run_dir: Path, cfg: ControllerConfig, X: np.ndarray, generation: int, executor: Executor
+) -> np.ndarray:
+    """(P, n) -> (P,): the generation's dreams, split into ``dream_chunks`` executor jobs."""
+    device = str(resolve_device(cfg.device))
+    chunks = np.array_split(np.arange(len(X)), max(1, min(cfg.dream_chunks, len(X))))
+    jobs = [
+        {
+            "run_dir": str(run_dir),
+            "model_index": cfg.model_index,
+            "device": device,
+            "threads": cfg.threads,
+            "params": X[idx].tolist(),
+            "rollouts": cfg.rollouts,
+            "tau": cfg.tau,
+            "max_steps": cfg.max_steps,
+            "done_threshold": cfg.done_threshold,
+            "done": cfg.done,
+            "seed": cfg.seed * 1_000_003 + generation * 101 + c,
+        }
+        for c, idx in enumerate(chunks)
+    ]
+    return np.concatenate([np.asarray(f) for f in executor.map(dream_job, jobs)])
+
+
+def real_scores(
+    run_dir: Path, model_index: int, params: np.ndarray, seeds: list[int], max_steps: int,
+    executor: Executor, workers: int,
+) -> list[int]:  # fmt: skip
+    """Real-game scores of one controller on ``seeds`` (spread over the executor)."""
+    base = {"run_dir": str(run_dir), "model_index": model_index, "params": params.tolist(),
+            "max_steps": max_steps}  # fmt: skip
+    rows = [r for part in executor.map(play_job, seed_jobs(base, seeds, workers)) for r in part]
+    return [r["score"] for r in rows]
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+SETTINGS = ("model_index", "popsize", "rollouts", "sigma0", "tau", "max_steps", "done",
+            "done_threshold", "seed")  # fmt: skip
+"""Settings a resumed run must share with its checkpoint (the rest may change)."""
+
+
+def _save_state(path: Path, es: CMAES, best: dict[str, Any], cfg: ControllerConfig) -> None:
+    meta = {
+        "format": CMAES_FORMAT,
+        "settings": {k: to_dict(cfg)[k] for k in SETTINGS},
+        "pycma": cma.__version__,
+        "generation": es.generation,
+        "mean_checks": es.checks,
+        "best_fitness": best["fitness"],
+        "best_generation": best["generation"],
+    }
+    write_npz(
+        path,
+        {
+            "fitness": np.stack(es.fitness),
+            "best_params": best["params"].astype(np.float32),
+            "meta": np.array(json.dumps(meta)),
+        },
+    )
+
+
+def _load_state(path: Path, cfg: ControllerConfig, n: int) -> tuple[CMAES, dict[str, Any]]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            fitness, best_params, meta = f["fitness"], f["best_params"], json.loads(str(f["meta"]))
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: not a readable CMA-ES state ({e})") from None
+    if meta.get("format") != CMAES_FORMAT:
+        raise CheckpointError(f"{path}: format {meta.get('format')!r}, expected {CMAES_FORMAT}")
+    now = {k: to_dict(cfg)[k] for k in SETTINGS}
+    if meta["settings"] != now:
+        diff = {
+            k: (meta["settings"].get(k), v) for k, v in now.items() if meta["settings"].get(k) != v
+        }
+        raise CheckpointError(f"{path}: saved with other settings {diff} (saved, now)")
+    if fitness.shape[1:] != (cfg.popsize,) or best_params.shape != (n,):
+        raise CheckpointError(f"{path}: arrays do not match popsize {cfg.popsize} / {n} params")
+    es = CMAES(n, cfg.sigma0, cfg.popsize, cfg.seed)
+    es.replay(fitness, meta["mean_checks"], path)
+    best = {"fitness": meta["best_fitness"], "generation": meta["best_generation"],
+            "params": best_params}  # fmt: skip
+    return es, best
+
+
+def _save_controller(path: Path, params: np.ndarray, arch: ControllerArch, meta: dict) -> None:
+    n = arch.inputs * arch.action_dim
+    tensors = {
+        "fc.weight": torch.as_tensor(params[:n], dtype=torch.float32).reshape(arch.action_dim, -1),
+        "fc.bias": torch.as_tensor(params[n:], dtype=torch.float32),
+    }
+    save_weights(path, tensors, {"arch": dataclasses.asdict(arch), **meta})
+
+
+def train_controller(
+    run_dir: Path,
+    cfg: ControllerConfig,
+    log: Callable[[str], None] = print,
+    stop_after_generations: int | None = None,
+) -> dict[str, Any]:
+    """Run CMA-ES up to ``cfg.generations`` (resuming a saved run); returns a summary.
+    ``stop_after_generations`` stops after that many generations of this call, like a kill."""
+    run_dir = Path(run_dir)
+    set_threads(cfg.threads)
+    device = str(resolve_device(cfg.device))
+    model, starts = dream_inputs(str(run_dir), cfg.model_index, device)
+    arch = ControllerArch(model.arch.latent_dim, model.arch.hidden, model.arch.action_dim)
+    out = run_dir / CTRL_DIR
+    state_path = out / "cmaes_state.npz"
+    if state_path.exists():
+        es, best = _load_state(state_path, cfg, arch.n_params)
+        log(f"train-controller: resumed after generation {es.generation} from {state_path}")
+    else:
+        es = CMAES(arch.n_params, cfg.sigma0, cfg.popsize, cfg.seed)
+        best = {"fitness": -1.0, "generation": 0, "params": np.zeros(arch.n_params, np.float32)}
+    log(
+        f"train-controller: {arch.n_params} parameters, population {cfg.popsize} x "
+        f"{cfg.rollouts} dreams (tau {cfg.tau}, {len(starts)} start frames), M model_"
+        f"{cfg.model_index}, device {device}, executor {cfg.executor}"
+    )
+    executor = make_executor(cfg.executor, cfg.address, cfg.workers)
+    logger = Logger(out, resume_step=es.generation)
+    eval_seeds = [EVAL_SEED + i for i in range(cfg.eval_episodes)]
+    ran = 0
+    try:
+        while es.generation < cfg.generations:
+            if stop_after_generations is not None and ran >= stop_after_generations:
+                return {"generation": es.generation, "stopped": True}
+            t0 = time.perf_counter()
+            X = es.ask()
+            fit = population_fitness(run_dir, cfg, X, es.generation, executor)
+            es.tell(X, fit)
+            g = es.generation
+            if fit.max() > best["fitness"]:
+                best = {"fitness": float(fit.max()), "generation": g,
+                        "params": X[int(fit.argmax())].astype(np.float32)}  # fmt: skip
+            row = {
+                "fitness/mean": float(fit.mean()),
+                "fitness/best": float(fit.max()),
+                "fitness/worst": float(fit.min()),
+                "cmaes/sigma": float(es.es.sigma),
+                "seconds": time.perf_counter() - t0,
+            }
+            msg = (f"gen {g}: dream survival mean {fit.mean():.0f} best {fit.max():.0f} "
+                   f"worst {fit.min():.0f} ({row['seconds']:.1f} s)")  # fmt: skip
+            if cfg.eval_every and g % cfg.eval_every == 0:
+                scores = real_scores(run_dir, cfg.model_index, es.mean, eval_seeds,
+                                     cfg.max_steps, executor, cfg.workers or 2)  # fmt: skip
+                row.update({"real/mean": float(np.mean(scores)), "real/std": float(np.std(scores))})
+                msg += f"; real game {np.mean(scores):.0f} ± {np.std(scores):.0f}"
+            logger.log(g, **row)
+            log(f"train-controller: {msg}")
+            _save_state(state_path, es, best, cfg)
+            meta = {"generation": g, "model_index": cfg.model_index, "config": to_dict(cfg)}
+            _save_controller(out / "controller.safetensors", es.mean, arch,
+                             {**meta, "what": "CMA-ES mean"})  # fmt: skip
+            _save_controller(out / "best.safetensors", best["params"], arch,
+                             {**meta, "what": "best dream candidate", **{
+                                 k: best[k] for k in ("fitness", "generation")}})  # fmt: skip
+            ran += 1
+    finally:
+        logger.close()
+        executor.close()
+    log(f"train-controller: done after {es.generation} generations; {out}/controller.safetensors")
+    return {"generation": es.generation, "stopped": False, "best_fitness": best["fitness"]}
+
+
+def controller_done(run_dir: Path, cfg: ControllerConfig) -> bool:
+    path = Path(run_dir) / CTRL_DIR / "controller.json"
+    return path.exists() and read_json(path).get("generation") == cfg.generations
