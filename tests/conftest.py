@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from mdnworld.config import GenerateConfig
+from mdnworld.config import EncodeConfig, GenerateConfig, VAEConfig
+from mdnworld.data.episodes import episode_files
 from mdnworld.data.generate import generate
+from mdnworld.train.encode import encode_run
+from mdnworld.train.vae import train_vae
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +20,27 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory with 4 real random-policy episodes (seeds 0..3), generated once."""
     run = tmp_path_factory.mktemp("small_run")
     generate(run, GenerateConfig(episodes=4, workers=2), log=lambda s: None)
+    return run
+
+
+@pytest.fixture(scope="session")
+def encoded(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 4 real episodes of ``small_run`` encoded by a VAE trained for one short epoch (on
+    two of them, to keep the test quick): real latents, not made up."""
+    root = tmp_path_factory.mktemp("encoded_run")
+    files = episode_files(small_run)
+    (root / "vae_run" / "episodes").mkdir(parents=True)
+    for p in (files[1], files[3]):
+        shutil.copy(p, root / "vae_run" / "episodes" / p.name)
+    vae_cfg = VAEConfig(
+        epochs=1, batch_size=64, val_frames=64, grid_frames=2, device="cpu", threads=1
+    )
+    quiet = {"log": lambda s: None}
+    train_vae(root / "vae_run", vae_cfg, **quiet)
+    run = root / "run"
+    shutil.copytree(small_run / "episodes", run / "episodes")
+    shutil.copytree(root / "vae_run" / "vae", run / "vae")
+    encode_run(run, EncodeConfig(device="cpu", threads=1), **quiet)
     return run
 
 

@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from mdnworld.cli import main
-from mdnworld.config import EncodeConfig, RNNConfig, RunConfig, VAEConfig
-from mdnworld.data.episodes import EpisodeFileError, episode_files, write_npz
+from mdnworld.config import RNNConfig, RunConfig
+from mdnworld.data.episodes import EpisodeFileError, write_npz
 from mdnworld.data.sequences import n_windows
 from mdnworld.io import atomic_write_json, read_json
 from mdnworld.models.mdnrnn import MDNRNNArch, mdn_nll
 from mdnworld.pipeline import STAGES
 from mdnworld.train.common import CheckpointError, load_weights, read_log
-from mdnworld.train.encode import encode_run, latent_files, load_latents
+from mdnworld.train.encode import latent_files, load_latents
 from mdnworld.train.rnn import (
     StandardisedMDNRNN,
     evaluate,
@@ -27,7 +27,6 @@ from mdnworld.train.rnn import (
     model_dir,
     train_rnn,
 )
-from mdnworld.train.vae import train_vae
 
 QUIET = {"log": lambda s: None}
 
@@ -45,26 +44,6 @@ def _cfg(**kw) -> RNNConfig:
         threads=1,  # tiny models; and 2 OpenMP threads crawl when another process holds a core
     )
     return RNNConfig(**{**base, **kw})
-
-
-@pytest.fixture(scope="module")
-def encoded(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The 4 real episodes of ``small_run`` encoded by a VAE trained for one short epoch (on
-    two of them, to keep the test quick): real latents, not made up."""
-    root = tmp_path_factory.mktemp("rnn_run")
-    files = episode_files(small_run)
-    (root / "vae_run" / "episodes").mkdir(parents=True)
-    for p in (files[1], files[3]):
-        shutil.copy(p, root / "vae_run" / "episodes" / p.name)
-    vae_cfg = VAEConfig(
-        epochs=1, batch_size=64, val_frames=64, grid_frames=2, device="cpu", threads=1
-    )
-    train_vae(root / "vae_run", vae_cfg, **QUIET)
-    run = root / "run"
-    shutil.copytree(small_run / "episodes", run / "episodes")
-    shutil.copytree(root / "vae_run" / "vae", run / "vae")
-    encode_run(run, EncodeConfig(device="cpu", threads=1), **QUIET)
-    return run
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,182 @@
+"""The controller: its model, the DreamEnv, CMA-ES in the dream (resume, improvement), the real
+game evaluation and the executors (local processes and a real local Ray)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mdnworld.config import ControllerConfig, EvaluateConfig, RNNConfig
+from mdnworld.control.evaluate import evaluate, load_controller
+from mdnworld.control.executors import LocalExecutor, make_executor
+from mdnworld.control.realgame import play_job, seed_jobs
+from mdnworld.control.train import CMAES, dream_fitness, train_controller
+from mdnworld.dreams import DreamEnv
+from mdnworld.models.controller import Controller, ControllerArch, PopulationController
+from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch
+from mdnworld.train.rnn import train_rnn
+
+QUIET = {"log": lambda s: None}
+Z, H = 8, 16
+
+
+def done_model(p_death: float = 0.1) -> MDNRNN:
+    """An M whose done head says death with probability p_death at every step."""
+    torch.manual_seed(0)
+    m = MDNRNN(MDNRNNArch(latent_dim=Z, hidden=H, n_components=3, done_head=True)).eval()
+    with torch.no_grad():
+        m.done.weight.zero_()
+        m.done.bias.fill_(float(np.log(p_death / (1 - p_death))))
+    return m
+
+
+def test_controller_shapes_and_flat_parameters() -> None:
+    arch = ControllerArch(latent_dim=Z, hidden=H)
+    c = Controller(arch)
+    a = c(torch.randn(5, Z), torch.randn(5, H))
+    assert a.shape == (5, 1) and (a.abs() <= 1).all()
+    assert arch.n_params == Z + H + 1 == c.flat().numel()
+    flat = torch.randn(arch.n_params)
+    torch.testing.assert_close(Controller(arch).set_flat(flat).flat(), flat)
+    # a population: dream i driven by candidate owner[i] = the same numbers as that controller
+    params = torch.randn(3, arch.n_params)
+    owner = torch.tensor([0, 0, 1, 2, 2])
+    z, h = torch.randn(5, Z), torch.randn(5, H)
+    got = PopulationController(params, owner, arch)(z, h)
+    want = torch.cat([Controller(arch).set_flat(params[o])(z[i : i + 1], h[i : i + 1])
+                      for i, o in enumerate(owner)])  # fmt: skip
+    torch.testing.assert_close(got, want)
+    with pytest.raises(ValueError, match="shape"):
+        PopulationController(torch.zeros(2, 7), owner, arch)
+
+
+def test_dream_env_resets_only_finished_dreams_and_respects_the_cap() -> None:
+    m = done_model(p_death=1e-9)  # never dies: only the cap ends dreams
+    env = DreamEnv(m, torch.randn(4, Z), n=6, tau=1.0, max_steps=5, seed=0)
+    env.reset()
+    for _ in range(2):
+        env.step(torch.zeros(6, 1))
+    env._start(torch.tensor([0, 1]))  # dreams 0 and 1 start again later than the others
+    h_before = env.obs[1].clone()
+    total = torch.zeros(6)
+    for step in range(3):
+        _, reward, terminated, truncated = env.step(torch.zeros(6, 1))
+        total += reward
+        assert not terminated.any()
+        assert truncated[2:].tolist() == [step == 2] * 4  # the others reach 5 steps
+        assert not truncated[:2].any()
+    assert env.t[:2].tolist() == [3, 3]  # untouched by the others' resets
+    assert env.t[2:].tolist() == [0] * 4  # reset after truncation (autoreset)
+    assert (env.obs[1][2:] == 0).all() and not (env.obs[1][:2] == h_before[:2]).all()
+    assert total.tolist() == [3.0] * 6
+
+
+def test_dream_env_sampled_death_has_the_head_s_probability() -> None:
+    """Death ~ Bernoulli(0.1) per step -> survival ~ geometric with mean 10."""
+    env = DreamEnv(done_model(0.1), torch.randn(4, Z), n=4000, max_steps=2100, autoreset=False)
+    env.reset()
+    survived = torch.zeros(4000)
+    while not env.finished.all():
+        survived += env.step(torch.zeros(4000, 1))[1]
+    assert abs(survived.mean().item() - 10.0) < 0.5
+    with pytest.raises(ValueError, match="done head"):
+        DreamEnv(MDNRNN(MDNRNNArch(latent_dim=Z, hidden=H)), torch.randn(4, Z), n=2)
+
+
+def test_cma_es_learns_to_survive_when_the_action_matters() -> None:
+    """M's death probability rises with the action: CMA-ES in the dream must learn to hold
+    the action low (all-zero parameters: a = 0, p = 0.1 per step, ~10 steps survived)."""
+    m = done_model()
+    with torch.no_grad():  # the LSTM passes the action into h[0]; the done head reads h[0]
+        m.lstm.weight_ih_l0.zero_(), m.lstm.weight_hh_l0.zero_()
+        m.lstm.bias_ih_l0.zero_(), m.lstm.bias_hh_l0.zero_()
+        m.lstm.bias_ih_l0[H : 2 * H] = 10.0  # forget gate open
+        m.lstm.bias_ih_l0[3 * H : 4 * H] = 10.0  # output gate open
+        m.lstm.weight_ih_l0[2 * H, Z] = 3.0  # cell input of unit 0 = tanh(3 a)
+        m.lstm.bias_ih_l0[0:H] = 10.0  # input gate open
+        m.done.weight[0, 0] = 6.0  # death logit = 6 h_0 - 2.2
+    es = CMAES(ControllerArch(Z, H).n_params, sigma0=0.5, popsize=16, seed=0)
+    means = []
+    for g in range(8):
+        X = es.ask()
+        fit = dream_fitness(m, torch.zeros(4, Z), X, 8, 1.0, 300, 0.5, seed=g)
+        es.tell(X, fit)
+        means.append(fit.mean())
+    assert means[-1] > 3 * means[0], means
+
+
+@pytest.fixture(scope="module")
+def controller_run(encoded: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real latents (conftest's ``encoded``) and a small M with a done head trained on them."""
+    run = tmp_path_factory.mktemp("controller_run")
+    for sub in ("episodes", "vae", "latents"):
+        shutil.copytree(encoded / sub, run / sub)
+    cfg = RNNConfig(hidden=32, epochs=2, patience=0, batch_size=32, done_head=True,
+                    device="cpu", threads=1)  # fmt: skip
+    train_rnn(run, cfg, **QUIET)
+    return run
+
+
+def _cfg(**kw) -> ControllerConfig:
+    base = dict(popsize=6, rollouts=3, generations=4, eval_every=0, workers=1, max_steps=200,
+                device="cpu", threads=1)  # fmt: skip
+    return ControllerConfig(**{**base, **kw})
+
+
+def test_cma_es_resume_gives_the_same_next_generation(controller_run: Path, tmp_path: Path) -> None:
+    runs = {}
+    for name in ("straight", "stopped"):
+        runs[name] = tmp_path / name
+        for sub in ("vae", "latents", "rnn"):
+            shutil.copytree(controller_run / sub, runs[name] / sub)
+    train_controller(runs["straight"], _cfg(), **QUIET)
+    stopped = train_controller(runs["stopped"], _cfg(), stop_after_generations=2, **QUIET)
+    assert stopped == {"generation": 2, "stopped": True}
+    lines: list[str] = []
+    train_controller(runs["stopped"], _cfg(), log=lines.append)
+    assert any("resumed after generation 2" in line for line in lines)
+    states = [np.load(r / "controller" / "cmaes_state.npz") for r in runs.values()]
+    assert states[0]["fitness"].shape == (4, 6)
+    np.testing.assert_array_equal(states[0]["fitness"], states[1]["fitness"])
+    a, b = (load_controller(r)[0] for r in runs.values())
+    np.testing.assert_array_equal(a, b)
+    # other settings than the checkpoint's -> a clear error naming the file
+    with pytest.raises(ValueError, match="cmaes_state.npz: saved with other settings"):
+        train_controller(runs["stopped"], _cfg(popsize=8, generations=5), **QUIET)
+
+
+def test_evaluate_scores_are_steps_survived(controller_run: Path) -> None:
+    run = controller_run
+    train_controller(run, _cfg(generations=1), **QUIET)
+    params, meta = load_controller(run)
+    job = {"run_dir": str(run), "model_index": 0, "params": params.tolist(), "max_steps": 150,
+           "seeds": [5, 6], "record": True}  # fmt: skip
+    rows = play_job(job)
+    for r in rows:  # one frame per step survived; a capped episode scores the cap
+        assert r["score"] == len(r["frames"]) == len(r["recons"]) <= 150
+    result = evaluate(run, EvaluateConfig(episodes=3, workers=2, max_steps=150, seed=5), **QUIET)
+    scores = [e["score"] for e in result["per_episode"]]
+    assert scores[:2] == [r["score"] for r in rows]  # worker processes = this process
+    assert (run / "evaluate" / "best.mp4").stat().st_size > 0
+    assert result["mean"] == pytest.approx(np.mean(scores))
+
+
+def test_ray_executor_gives_the_local_scores(controller_run: Path) -> None:
+    pytest.importorskip("ray")
+    params = np.zeros(ControllerArch(64, 32).n_params, np.float32)
+    base = {"run_dir": str(controller_run), "model_index": 0, "params": params.tolist(),
+            "max_steps": 120}  # fmt: skip
+    jobs = seed_jobs(base, [11, 12, 13], 3)
+    local = LocalExecutor(workers=1).map(play_job, jobs)
+    ray_exec = make_executor("ray", workers=2)
+    try:
+        remote = ray_exec.map(play_job, jobs)
+    finally:
+        ray_exec.close()
+    assert [r["score"] for part in remote for r in part] == [
+        r["score"] for part in local for r in part
+    ]
