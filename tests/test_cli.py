@@ -79,10 +79,13 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     cfg_file.write_text(
         f'run_dir = "{tmp_path / "run"}"\n[generate]\nepisodes = 3\nworkers = 1\n'
         "[vae]\nepochs = 1\nbatch_size = 64\nval_frames = 64\n"
-        "[rnn]\nepochs = 2\nhidden = 32\nmodels = 2\nthreads = 1\n"
+        "[rnn]\nepochs = 2\nhidden = 32\nmodels = 2\nthreads = 1\ndone_head = true\n"
         "[dream]\ndreams = 2\nsteps = 12\nwarmup = 3\n"
         "[analyze]\na_warmup = 5\na_steps = 10\nb_dreams = 2\nb_steps = 40\nn_shifts = 50\n"
         "c_tests = 2\nc_steps = 20\nc_start = 5\n"
+        "[controller]\npopsize = 4\nrollouts = 2\ngenerations = 2\neval_every = 1\n"
+        "eval_episodes = 1\nworkers = 1\nmax_steps = 100\n"
+        "[evaluate]\nepisodes = 2\nworkers = 1\nmax_steps = 100\n"
     )
     cmd = [sys.executable, "-m", "mdnworld.cli", "pipeline", "--config", str(cfg_file)]
     first = subprocess.run(cmd, capture_output=True, text=True)
@@ -95,7 +98,8 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     second = subprocess.run(cmd, capture_output=True, text=True)
     assert second.returncode == 0
     assert "[generate] already finished" in second.stdout
-    for stage in ("show", "train-vae", "encode", "train-rnn", "dream", "analyze"):
+    for stage in ("show", "train-vae", "encode", "train-rnn", "dream", "analyze",
+                  "train-controller", "evaluate"):  # fmt: skip
         assert f"[{stage}] already finished" in second.stdout
     assert (run / "vae" / "model.safetensors").exists()
     assert list((run / "latents").glob("ep_*.npz"))
@@ -104,6 +108,9 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     assert (dreams / "dream_1.mp4").stat().st_size > 0 and (dreams / "dream_1.gif").exists()
     with np.load(dreams / "dreams.npz", allow_pickle=False) as d:
         assert d["frames"].shape == (2, 12, 64, 64, 3) and d["pi"].shape == (2, 12, 5)
+    for k in range(5):  # one committed dream per component, which never leaves it
+        with np.load(dreams / f"committed_{k}" / "dreams.npz", allow_pickle=False) as d:
+            assert (d["component"] == k).all() and d["frames"].shape[0] == 1
     # analyses: figures, tables and the summary, over both models
     analysis = run / "analysis"
     for name in (
@@ -118,6 +125,10 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     assert b["dreams"] == 4 and b["models"] == [0, 1]
     summary = (analysis / "summary.md").read_text()
     assert "## A." in summary and "## B." in summary and "## C." in summary
+    # the controller and its real-game scores
+    scores = json.loads((run / "evaluate" / "scores.json").read_text())
+    assert scores["episodes"] == 2 and scores["generation"] == 2
+    assert (run / "controller" / "controller.safetensors").exists()
     # one analysis alone, through its subcommand
     one = subprocess.run(
         [sys.executable, "-m", "mdnworld.cli", "analyze", "committed", str(run), "--c-steps", "15",

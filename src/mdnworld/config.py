@@ -173,6 +173,8 @@ class DreamConfig:
     """Scales the variance of the sampled Gaussian (SPEC §5: the paper's 0.01)."""
     commit: int = -1
     """Committed dreaming: always use this component; -1 = sample it from pi."""
+    committed: int = 1
+    """Besides the free dreams, this many committed dreams per component (0 = none)."""
     p_change: float = 0.1
     """Per-step probability that the dream's random action is redrawn from U(-1, 1)."""
     seed: int = 0

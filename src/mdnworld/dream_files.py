@@ -11,6 +11,7 @@ Files under ``RUN_DIR/dreams/model_<i>/`` (``committed_<k>/`` inside it for comm
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -97,18 +98,32 @@ def dream_dir(run_dir: Path, model_index: int, commit: int) -> Path:
 
 
 def run_dreams(run_dir: Path, cfg: DreamConfig, log: Callable[[str], None] = print) -> Path:
-    """Dream ``cfg.dreams`` dreams with model ``cfg.model_index``; returns their folder."""
-    from mdnworld.train.encode import latent_files
-    from mdnworld.train.rnn import load_mdnrnn, model_dir
-    from mdnworld.train.vae import load_vae
-
+    """Dream ``cfg.dreams`` dreams with model ``cfg.model_index`` (and ``cfg.committed``
+    committed dreams per component); returns the folder of the free dreams."""
     run_dir = Path(run_dir)
     out = dream_dir(run_dir, cfg.model_index, cfg.commit)
     settings = to_dict(cfg)
     settings.pop("device"), settings.pop("threads")
-    if (out / "dreams.json").exists() and read_json(out / "dreams.json") == settings:
+    done = out / "dreams.json"
+    if (
+        done.exists()
+        and {k: v for k, v in read_json(done).items() if k != "n_components"} == settings
+    ):
         log(f"dream: {out} already has these dreams, skipped")
-        return out
+    else:
+        K = _dream_and_write(run_dir, cfg, out, log)
+        atomic_write_json(done, {**settings, "n_components": K})  # written last: the marker
+    for c in committed_configs(cfg, read_json(done)["n_components"]):
+        run_dreams(run_dir, c, log)
+    return out
+
+
+def _dream_and_write(run_dir: Path, cfg: DreamConfig, out: Path, log: Callable) -> int:
+    """Dream, write videos and dreams.npz; returns K."""
+    from mdnworld.train.encode import latent_files
+    from mdnworld.train.rnn import load_mdnrnn, model_dir
+    from mdnworld.train.vae import load_vae
+
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     model, meta = load_mdnrnn(run_dir, cfg.model_index, device)
@@ -125,9 +140,8 @@ def run_dreams(run_dir: Path, cfg: DreamConfig, log: Callable[[str], None] = pri
     rng = np.random.default_rng(cfg.seed)
     starts = real_starts(paths, cfg.dreams, cfg.start_t, rng, cfg.teacher_steps)
     seeds = [cfg.seed * 1_000_003 + j for j in range(cfg.dreams)]
-    log(
-        f"dream: {cfg.dreams} dream(s) x {cfg.steps} steps with model_{cfg.model_index} on {device}"
-    )
+    what = f"committed to k={cfg.commit}" if cfg.commit >= 0 else f"τπ={cfg.tau_pi:g}"
+    log(f"dream: {cfg.dreams} dream(s) x {cfg.steps} steps, model_{cfg.model_index}, {what}")
     rec = dream(
         model,
         starts.z,
@@ -141,7 +155,6 @@ def run_dreams(run_dir: Path, cfg: DreamConfig, log: Callable[[str], None] = pri
         teacher=starts.teacher,
     )
     frames = to_uint8(decode(vae, rec.z))
-    what = f"committed to k={cfg.commit}" if cfg.commit >= 0 else f"τπ={cfg.tau_pi:g}"
     for j in tqdm(range(cfg.dreams), desc="dream videos", unit="dream", dynamic_ncols=True):
         video = dream_video_frames(
             frames[j], rec.pi[j], rec.component[j], f"model {cfg.model_index}, {what}"
@@ -159,10 +172,20 @@ def run_dreams(run_dir: Path, cfg: DreamConfig, log: Callable[[str], None] = pri
         "seeds": np.array(seeds, np.int64),
     }
     write_npz(out / "dreams.npz", arrays)
-    atomic_write_json(out / "dreams.json", settings)
     log(f"dream: wrote {cfg.dreams} video(s) and dreams.npz to {out}")
-    return out
+    return K
+
+
+def committed_configs(cfg: DreamConfig, K: int) -> list[DreamConfig]:
+    """The settings of the committed dreams that go with free dreams ``cfg``."""
+    if cfg.commit >= 0 or cfg.committed <= 0:
+        return []
+    return [dataclasses.replace(cfg, commit=k, dreams=cfg.committed, committed=0) for k in range(K)]
 
 
 def dreams_done(run_dir: Path, cfg: DreamConfig) -> bool:
-    return (dream_dir(run_dir, cfg.model_index, cfg.commit) / "dreams.json").exists()
+    out = dream_dir(run_dir, cfg.model_index, cfg.commit)
+    if not (out / "dreams.json").exists():
+        return False
+    K = read_json(out / "dreams.json").get("n_components", 0)
+    return all(dreams_done(run_dir, c) for c in committed_configs(cfg, K))

@@ -135,6 +135,12 @@ def train_controller_done(run_dir: Path, cfg: RunConfig) -> bool:
     return controller_done(run_dir, cfg.controller)
 
 
+def needs_done_head(cfg: RunConfig) -> str | None:
+    if cfg.rnn.done_head:
+        return None
+    return "M has no done head to end the controller's dreams (set rnn.done_head = true)"
+
+
 def run_evaluate(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
     from mdnworld.control.evaluate import evaluate
 
@@ -162,6 +168,8 @@ class Stage:
     help: str
     run: Callable[[Path, RunConfig, Log], None]
     is_done: Callable[[Path, RunConfig], bool]
+    skip_reason: Callable[[RunConfig], str | None] = lambda cfg: None
+    """Why ``pipeline`` leaves this stage out for a config (None: it runs)."""
 
 
 STAGES: list[Stage] = [
@@ -210,6 +218,7 @@ STAGES: list[Stage] = [
         "C: CMA-ES on a linear controller inside M's dream (needs M with a done head)",
         run_train_controller,
         train_controller_done,
+        needs_done_head,
     ),
     Stage(
         "evaluate",
@@ -217,6 +226,7 @@ STAGES: list[Stage] = [
         "the trained controller in the real game: mean ± std score, best/worst videos",
         run_evaluate,
         evaluate_done,
+        needs_done_head,
     ),
 ]
 
@@ -230,6 +240,10 @@ def run_pipeline(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     save_run_config(run_dir, cfg)
     for stage in STAGES:
+        reason = stage.skip_reason(cfg)
+        if reason:
+            log(f"[{stage.name}] left out: {reason}")
+            continue
         if stage.is_done(run_dir, cfg):
             log(f"[{stage.name}] already finished, skipped")
             continue
