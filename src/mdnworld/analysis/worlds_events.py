@@ -16,6 +16,7 @@ null's mean).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,10 @@ def figure(rows: list[dict], per_dream: dict, n_dreams: int, path: Path) -> None
         if r["paper_current"] is not None:
             ax.plot(x - 0.18, r["paper_current"], "*", color="#d62728", ms=9, mec="k", mew=0.5)
             ax.plot(x + 0.18, r["paper_any"], "*", color="#1f77b4", ms=9, mec="k", mew=0.5)
-    ax.set_xticks(range(len(shown)), [f"{r['class']}\n(n={r['n_dreams']})" for r in shown])
+    labels = [
+        re.sub(r"(?<=[a-z])(?=[A-Z])", "\n", r["class"]) + f"\n(n={r['n_dreams']})" for r in shown
+    ]  # CamelCase on two lines
+    ax.set_xticks(range(len(shown)), labels)
     ax.tick_params(axis="x", labelsize=8)
     ax.set_ylim(0, 1.16)
     ax.set_ylabel("share of frames dominated by the class's main component")
@@ -157,9 +161,11 @@ def figure(rows: list[dict], per_dream: dict, n_dreams: int, path: Path) -> None
         plt.Line2D([], [], ls="", marker="*", color="grey", mec="k", label="paper's medians"),
     ]
     ax.legend(handles=handles, fontsize=7, loc="lower right", ncol=2)
+    absent = [r["class"] for r in rows if not r["n_dreams"]]
     ax.set_title(
         f"Worlds and events vs. main component, {n_dreams} dreams "
-        "(stars: Mann-Whitney Current vs Any, as the paper)",
+        "(stars: Mann-Whitney Current vs Any, as the paper)"
+        + (f"\nin no dream: {', '.join(absent)}" if absent else ""),
         fontsize=9,
     )
     save_figure(fig, path)
