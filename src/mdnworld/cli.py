@@ -89,6 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("validate", help="check every episode file of a run")
     _common(s)
 
+    text = "write RUN_DIR/report/index.html: one page with every stage's results"
+    s = sub.add_parser("report", help=text, description=text)
+    _common(s)
+    s.add_argument(
+        "--serve",
+        action="store_true",
+        help="then serve it on http://127.0.0.1:PORT/ (Ctrl-C stops)",
+    )
+    s.add_argument("--port", type=int, default=8000, help="port for --serve (default: 8000)")
+
     s = sub.add_parser("pipeline", help="run every stage in order from one config file")
     _common(s, run_dir=False)
     s.add_argument("--run-dir", type=Path, default=None, help="override the config's run_dir")
@@ -126,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         run_dir, cfg = _resolve(args)
         if args.command == "validate":
             return _cmd_validate(run_dir)
+        if args.command == "report":  # reads the run; leaves its config.json alone
+            from mdnworld.report import serve, write_report
+
+            index = write_report(run_dir)
+            if args.serve:
+                serve(index.parent, args.port)
+            return 0
         if args.command == "pipeline":
             run_pipeline(run_dir, cfg)
             return 0
@@ -139,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         stage.run(run_dir, cfg, print)
         return 0
-    except (ConfigError, ValueError, RuntimeError, FileNotFoundError) as e:
+    except (ConfigError, ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -249,4 +249,7 @@ def run_pipeline(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
             continue
         log(f"[{stage.name}] running")
         stage.run(run_dir, cfg, log)
-    log(f"pipeline finished: {run_dir}")
+    from mdnworld.report import write_report
+
+    index = write_report(run_dir, log)
+    log(f"pipeline finished: {run_dir}; report: {index}")

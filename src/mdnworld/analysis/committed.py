@@ -75,7 +75,8 @@ def committed(run_dir: Path, inputs: Inputs, cfg: AnalyzeConfig) -> dict[str, An
         "start_t": cfg.c_start,
         "classes": names,
         "median_frames": table,
-        "explosion_component": int(medians[:, 0].argmax()),
+        # the component with the most explosion frames, if any component made one
+        "explosion_component": int(medians[:, 0].argmax()) if medians[:, 0].max() > 0 else None,
         "paper": PAPER,
         "note": "An intervention (the component is forced), so no selection-bias null is "
         "needed, unlike worlds-events.",
