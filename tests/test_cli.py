@@ -13,6 +13,7 @@ import pytest
 
 from mdnworld.cli import build_parser, main
 from mdnworld.config import ConfigError, load_config
+from mdnworld.stage_log import stage_totals
 
 
 def _subcommands() -> list[str]:
@@ -125,6 +126,11 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     assert b["dreams"] == 4 and b["models"] == [0, 1]
     summary = (analysis / "summary.md").read_text()
     assert "## A." in summary and "## B." in summary and "## C." in summary
+    # every stage's wall time and peak memory (generate's includes its workers and games)
+    totals = stage_totals(run)
+    assert set(totals) >= {"generate", "train-vae", "train-rnn", "analyze", "evaluate"}
+    assert all(t["finished"] and t["seconds"] > 0 for t in totals.values())
+    assert totals["generate"]["peak_rss_mb"] > 150
     # the controller and its real-game scores
     scores = json.loads((run / "evaluate" / "scores.json").read_text())
     assert scores["episodes"] == 2 and scores["generation"] == 2

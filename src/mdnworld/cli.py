@@ -15,6 +15,7 @@ from pathlib import Path
 from mdnworld import __version__
 from mdnworld.config import ConfigError, RunConfig, load_config
 from mdnworld.pipeline import STAGES, run_pipeline, save_run_config
+from mdnworld.stage_log import measure_stage
 
 ANALYSIS_HELP = {
     "components-over-time": "A: pi_k against time after a warm-up, above the dreamed frames",
@@ -89,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("validate", help="check every episode file of a run")
     _common(s)
 
+    text = "write V, the Ms, the split and start latents of a run into OUT to ship them"
+    s = sub.add_parser("export-models", help=text, description=text)
+    s.add_argument("run_dir", type=Path, help="a run with trained V and M(s)")
+    s.add_argument("out", type=Path, help="output folder (e.g. results/paper/models)")
+    s.add_argument("--fp32", action="store_true", help="keep float32 (default: float16)")
+
+    text = "make RUN_DIR a run with shipped models: dream and analyze without training"
+    s = sub.add_parser("from-shipped", help=text, description=text)
+    s.add_argument("run_dir", type=Path, help="a new run directory")
+    s.add_argument(
+        "--models", type=Path, default=None, help="shipped folder (default: results/paper/models)"
+    )
+
     text = "write RUN_DIR/report/index.html: one page with every stage's results"
     s = sub.add_parser("report", help=text, description=text)
     _common(s)
@@ -133,6 +147,14 @@ def _cmd_validate(run_dir: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command in ("export-models", "from-shipped"):
+            from mdnworld import shipped
+
+            if args.command == "export-models":
+                shipped.export_models(args.run_dir, args.out, fp16=not args.fp32)
+            else:
+                shipped.init_from_shipped(args.run_dir, args.models or shipped.DEFAULT_DIR)
+            return 0
         run_dir, cfg = _resolve(args)
         if args.command == "validate":
             return _cmd_validate(run_dir)
@@ -149,12 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         stage = {s.name: s for s in STAGES}[args.command]
         run_dir.mkdir(parents=True, exist_ok=True)
         save_run_config(run_dir, cfg)
-        if args.command == "analyze" and args.analysis != "all":
-            from mdnworld.analysis.run import run_analyses
+        with measure_stage(run_dir, stage.name):
+            if args.command == "analyze" and args.analysis != "all":
+                from mdnworld.analysis.run import run_analyses
 
-            run_analyses(run_dir, cfg.analyze, (args.analysis,))
-            return 0
-        stage.run(run_dir, cfg, print)
+                run_analyses(run_dir, cfg.analyze, (args.analysis,))
+            else:
+                stage.run(run_dir, cfg, print)
         return 0
     except (ConfigError, ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from mdnworld.config import DreamConfig, to_dict
 from mdnworld.data.episodes import write_npz
 from mdnworld.data.preview import upscale, write_video
-from mdnworld.dreams import decode, dream, real_starts, to_uint8
+from mdnworld.dreams import StartBank, decode, dream, to_uint8
 from mdnworld.io import atomic_write_json, read_json
 from mdnworld.train.common import resolve_device, set_threads
 
@@ -120,7 +120,6 @@ def run_dreams(run_dir: Path, cfg: DreamConfig, log: Callable[[str], None] = pri
 
 def _dream_and_write(run_dir: Path, cfg: DreamConfig, out: Path, log: Callable) -> int:
     """Dream, write videos and dreams.npz; returns K."""
-    from mdnworld.train.encode import latent_files
     from mdnworld.train.rnn import load_mdnrnn, model_dir
     from mdnworld.train.vae import load_vae
 
@@ -135,10 +134,8 @@ def _dream_and_write(run_dir: Path, cfg: DreamConfig, out: Path, log: Callable) 
         )
     if cfg.commit >= K:
         raise ValueError(f"commit must be < {K} (the number of components), got {cfg.commit}")
-    train_ids = set(read_json(run_dir / "rnn" / "split.json")["train"])
-    paths = [p for p in latent_files(run_dir) if int(p.stem.split("_")[1]) in train_ids]
     rng = np.random.default_rng(cfg.seed)
-    starts = real_starts(paths, cfg.dreams, cfg.start_t, rng, cfg.teacher_steps)
+    starts = StartBank.from_run(run_dir).sample(cfg.dreams, cfg.start_t, rng, cfg.teacher_steps)
     seeds = [cfg.seed * 1_000_003 + j for j in range(cfg.dreams)]
     what = f"committed to k={cfg.commit}" if cfg.commit >= 0 else f"τπ={cfg.tau_pi:g}"
     log(f"dream: {cfg.dreams} dream(s) x {cfg.steps} steps, model_{cfg.model_index}, {what}")

@@ -265,31 +265,92 @@ class Starts:
     teacher: tuple[Tensor, Tensor] | None = None  # (B, W + 1, Z), (B, W, 1) when asked
 
 
-def real_starts(
-    latent_paths: Sequence[Path],
-    n: int,
-    t: int = 0,
-    rng: np.random.Generator | None = None,
-    teacher_steps: int = 0,
-) -> Starts:
-    """n starting latents: mu at step t of episodes drawn at random (with replacement) among
-    ``latent_paths`` long enough for it (and for ``teacher_steps`` real steps before it)."""
-    from mdnworld.train.encode import load_latents
+STARTS_FILE = "starts.npz"
+"""``RUN_DIR/latents/starts.npz``: start latents of a run made from shipped models (shipped.py):
+``t`` (S,) int, and for each listed step t: ``episodes_<t>`` (N,) int, ``mu_<t>`` (N, Z)."""
 
-    rng = rng or np.random.default_rng(0)
-    episodes = {int(p.stem.split("_")[1]): load_latents(p) for p in latent_paths}
-    need = t + teacher_steps + 1
-    long_enough = sorted(i for i, d in episodes.items() if len(d["mu"]) >= need)
-    if not long_enough:
-        raise ValueError(f"no episode has the {need} steps needed to start a dream at t={t}")
-    chosen = [long_enough[j] for j in rng.integers(0, len(long_enough), n)]
-    z = torch.from_numpy(np.stack([episodes[i]["mu"][t] for i in chosen]))
-    teacher = None
-    if teacher_steps:
-        z_real = np.stack([episodes[i]["mu"][t:need] for i in chosen])
-        a_real = np.stack([episodes[i]["actions"][t : need - 1] for i in chosen])
-        teacher = torch.from_numpy(z_real), torch.from_numpy(a_real)
-    return Starts(z=z, episodes=chosen, t=t, teacher=teacher)
+
+class StartBank:
+    """Where dreams start: mu of real frames of the training episodes.
+
+    Read from the run's encoded episodes (``latents/ep_*.npz``: every step, and the actions
+    for teacher forcing) or, in a run made from shipped models, from ``latents/starts.npz``
+    (only the steps t it lists).
+    """
+
+    def __init__(
+        self,
+        episodes: dict[int, dict[str, np.ndarray]] | None = None,
+        rows: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
+        self.episodes = episodes or {}  # episode -> {"mu": (T, Z), "actions": (T, 1)}
+        self.rows = rows or {}  # t -> (episode ids (N,), mu (N, Z))
+
+    @classmethod
+    def from_run(cls, run_dir: Path | str) -> StartBank:
+        from mdnworld.io import read_json
+        from mdnworld.train.encode import LATENT_DIR, latent_files, load_latents
+
+        run_dir = Path(run_dir)
+        split = run_dir / "rnn" / "split.json"
+        if not split.exists():
+            raise FileNotFoundError(f"{split}: no train/validation split; run train-rnn first")
+        train = set(read_json(split)["train"])
+        paths = [p for p in latent_files(run_dir) if int(p.stem.split("_")[1]) in train]
+        if paths:
+            eps = {int(p.stem.split("_")[1]): load_latents(p) for p in paths}
+            return cls(episodes={i: {k: d[k] for k in ("mu", "actions")} for i, d in eps.items()})
+        shipped = run_dir / LATENT_DIR / STARTS_FILE
+        if not shipped.exists():
+            raise FileNotFoundError(
+                f"{run_dir / LATENT_DIR}: no encoded training episodes and no {STARTS_FILE}; "
+                "run `mdnworld encode` first"
+            )
+        with np.load(shipped, allow_pickle=False) as f:
+            rows = {int(t): (f[f"episodes_{t}"], f[f"mu_{t}"].astype(np.float32)) for t in f["t"]}
+        return cls(rows=rows)
+
+    def at(self, t: int, teacher_steps: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Episodes (N,) long enough to start at step t (after teacher_steps more), mu (N, Z)."""
+        if self.episodes:
+            need = t + teacher_steps + 1
+            ids = np.array(sorted(i for i, d in self.episodes.items() if len(d["mu"]) >= need))
+            if not len(ids):
+                raise ValueError(f"no episode has the {need} steps needed to start at t={t}")
+            return ids, np.stack([self.episodes[i]["mu"][t] for i in ids])
+        if teacher_steps or t not in self.rows:
+            raise ValueError(
+                f"these shipped start latents hold steps {sorted(self.rows)} only, without "
+                f"actions: start_t={t}, teacher_steps={teacher_steps} needs the encoded episodes"
+            )
+        return self.rows[t]
+
+    def sample(
+        self, n: int, t: int = 0, rng: np.random.Generator | None = None, teacher_steps: int = 0
+    ) -> Starts:
+        """n starts: mu at step t of training episodes drawn at random (with replacement);
+        with ``teacher_steps`` W also the real (z, a) of the W steps from t on."""
+        rng = rng or np.random.default_rng(0)
+        ids, mu = self.at(t, teacher_steps)
+        pick = rng.integers(0, len(ids), n)
+        chosen = [int(ids[j]) for j in pick]
+        teacher = None
+        if teacher_steps:
+            end = t + teacher_steps + 1
+            z_real = np.stack([self.episodes[i]["mu"][t:end] for i in chosen])
+            a_real = np.stack([self.episodes[i]["actions"][t : end - 1] for i in chosen])
+            teacher = torch.from_numpy(z_real), torch.from_numpy(a_real)
+        return Starts(z=torch.from_numpy(mu[pick]), episodes=chosen, t=t, teacher=teacher)
+
+    def save_rows(self, path: Path, steps: Sequence[int], dtype: type = np.float16) -> None:
+        """Write the start latents at ``steps`` as a starts.npz (for shipping)."""
+        from mdnworld.data.episodes import write_npz
+
+        arrays: dict[str, np.ndarray] = {"t": np.array(steps, np.int64)}
+        for t in steps:
+            ids, mu = self.at(t)
+            arrays[f"episodes_{t}"], arrays[f"mu_{t}"] = ids.astype(np.int64), mu.astype(dtype)
+        write_npz(path, arrays)
 
 
 class DreamEnv:

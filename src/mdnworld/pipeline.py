@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from mdnworld.config import RunConfig, to_dict
 from mdnworld.io import atomic_write_json
+from mdnworld.stage_log import measure_stage
 
 Log = Callable[[str], None]
 
@@ -248,7 +249,8 @@ def run_pipeline(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
             log(f"[{stage.name}] already finished, skipped")
             continue
         log(f"[{stage.name}] running")
-        stage.run(run_dir, cfg, log)
+        with measure_stage(run_dir, stage.name):
+            stage.run(run_dir, cfg, log)
     from mdnworld.report import write_report
 
     index = write_report(run_dir, log)

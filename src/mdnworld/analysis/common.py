@@ -14,8 +14,8 @@ import numpy as np
 
 from mdnworld.analysis.detectors import FrameFeatures, detect
 from mdnworld.config import AnalyzeConfig
-from mdnworld.dreams import DreamRecord, Starts, decode, dream, real_starts
-from mdnworld.io import atomic_open, read_json
+from mdnworld.dreams import DreamRecord, StartBank, Starts, decode, dream
+from mdnworld.io import atomic_open
 from mdnworld.models.mdnrnn import MDNRNN
 from mdnworld.models.vae import VAE
 
@@ -24,11 +24,11 @@ ANALYSIS_DIR = "analysis"
 
 @dataclass
 class Inputs:
-    """The trained V and Ms of a run, and the training episodes' latent files."""
+    """The trained V and Ms of a run, and where their dreams start."""
 
     vae: VAE
     models: dict[int, MDNRNN]  # model index -> M
-    latent_paths: list[Path]
+    starts: StartBank
 
     @property
     def n_components(self) -> int:
@@ -38,7 +38,6 @@ class Inputs:
 def load_inputs(run_dir: Path, cfg: AnalyzeConfig, indices: Sequence[int] | None = None) -> Inputs:
     """Load V and the Ms (``indices``, or the first ``cfg.models``, or all), on cfg.device."""
     from mdnworld.train.common import resolve_device, set_threads
-    from mdnworld.train.encode import latent_files
     from mdnworld.train.rnn import RNN_DIR, load_mdnrnn
     from mdnworld.train.vae import load_vae
 
@@ -61,9 +60,7 @@ def load_inputs(run_dir: Path, cfg: AnalyzeConfig, indices: Sequence[int] | None
             )
         models[i] = model
     vae, _ = load_vae(run_dir, device)
-    train_ids = set(read_json(run_dir / RNN_DIR / "split.json")["train"])
-    paths = [p for p in latent_files(run_dir) if int(p.stem.split("_")[1]) in train_ids]
-    return Inputs(vae=vae, models=models, latent_paths=paths)
+    return Inputs(vae=vae, models=models, starts=StartBank.from_run(run_dir))
 
 
 def dream_seeds(seed: int, model_index: int, n: int, offset: int = 0) -> list[int]:
@@ -95,7 +92,7 @@ def labelled_dreams(
     """n dreams of one M from real starts (SPEC §5), decoded by V and run through the
     detectors (SPEC §6)."""
     rng = np.random.default_rng([cfg.seed, model_index, seed_offset])
-    starts = real_starts(inputs.latent_paths, n, start_t, rng)
+    starts = inputs.starts.sample(n, start_t, rng)
     seeds = dream_seeds(cfg.seed, model_index, n, seed_offset)
     rec = dream(
         inputs.models[model_index],

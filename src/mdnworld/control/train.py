@@ -41,7 +41,7 @@ from mdnworld.config import ControllerConfig, to_dict
 from mdnworld.control.executors import Executor, make_executor
 from mdnworld.control.realgame import play_job, seed_jobs
 from mdnworld.data.episodes import write_npz
-from mdnworld.dreams import DreamEnv
+from mdnworld.dreams import DreamEnv, StartBank
 from mdnworld.io import read_json
 from mdnworld.models.controller import ControllerArch, PopulationController
 from mdnworld.models.mdnrnn import MDNRNN
@@ -119,8 +119,7 @@ class CMAES:
 def dream_inputs(run_dir: str, model_index: int, device: str) -> tuple[MDNRNN, torch.Tensor]:
     """M (with a done head) and the dream starts: mu of the first frame of every training
     episode (M, Z)."""
-    from mdnworld.train.encode import latent_files, load_latents
-    from mdnworld.train.rnn import RNN_DIR, load_mdnrnn, model_dir
+    from mdnworld.train.rnn import load_mdnrnn, model_dir
 
     model, _ = load_mdnrnn(run_dir, model_index, device)
     if model.done is None:
@@ -128,10 +127,8 @@ def dream_inputs(run_dir: str, model_index: int, device: str) -> tuple[MDNRNN, t
             f"{model_dir(run_dir, model_index)}: the controller dreams need an M with a done "
             "head; train one with `mdnworld train-rnn --done-head --model-index N`"
         )
-    train_ids = set(read_json(Path(run_dir) / RNN_DIR / "split.json")["train"])
-    paths = [p for p in latent_files(run_dir) if int(p.stem.split("_")[1]) in train_ids]
-    starts = torch.from_numpy(np.stack([load_latents(p)["mu"][0] for p in paths]))
-    return model, starts
+    _, mu = StartBank.from_run(run_dir).at(0)
+    return model, torch.from_numpy(mu)
 
 
 @torch.no_grad()

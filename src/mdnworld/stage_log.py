@@ -1,0 +1,98 @@
+"""Wall time and peak memory of every stage run, appended to ``RUN_DIR/stages.jsonl``.
+
+One JSON line per run of a stage (a resumed stage gets one line per run): ``stage``,
+``started`` (UTC ISO time), ``seconds``, ``peak_rss_mb`` (the largest resident memory of this
+process plus all its descendants, e.g. generate's workers and their games, sampled every 0.5 s)
+and ``finished`` (False if the stage raised or was interrupted with Ctrl-C; a SIGKILL leaves no
+line). ``stage_totals`` sums them per stage, for RESULTS tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+STAGE_LOG = "stages.jsonl"
+SAMPLE_SECONDS = 0.5
+
+
+def _tree_rss_bytes(root: int) -> int:
+    """Resident bytes of process ``root`` and its descendants (Linux /proc; 0 elsewhere)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(fields[21]) * page  # field 24 of stat: resident pages
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+@contextlib.contextmanager
+def measure_stage(run_dir: Path, stage: str) -> Iterator[dict[str, Any]]:
+    """Time a stage and sample its process tree's memory; append the record on exit."""
+    record: dict[str, Any] = {
+        "stage": stage,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "finished": False,
+    }
+    peak, stop = [0], threading.Event()
+
+    def sample() -> None:
+        while True:
+            peak[0] = max(peak[0], _tree_rss_bytes(os.getpid()))
+            if stop.wait(SAMPLE_SECONDS):
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True, name="stage-rss")
+    sampler.start()
+    t0 = time.monotonic()
+    try:
+        yield record
+        record["finished"] = True
+    finally:
+        stop.set()
+        sampler.join()
+        record["seconds"] = round(time.monotonic() - t0, 1)
+        record["peak_rss_mb"] = round(peak[0] / 2**20, 1)
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        with open(Path(run_dir) / STAGE_LOG, "a") as f:  # append-only log: one line per run
+            f.write(json.dumps(record) + "\n")
+
+
+def stage_totals(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per stage: total seconds over all its runs, the largest peak RSS, runs, finished."""
+    path = Path(run_dir) / STAGE_LOG
+    totals: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return totals
+    for line in path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+        t = totals.setdefault(r["stage"], {"seconds": 0.0, "peak_rss_mb": 0.0, "runs": 0})
+        t["seconds"] += r.get("seconds", 0.0)
+        t["peak_rss_mb"] = max(t["peak_rss_mb"], r.get("peak_rss_mb", 0.0))
+        t["runs"] += 1
+        t["finished"] = bool(r.get("finished"))
+    return totals

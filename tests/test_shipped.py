@@ -1,0 +1,74 @@
+"""Shipping trained models (export-models) and runs started from them (from-shipped): float16
+changes little, dream/analyze run without data, tampering is caught, nothing is overwritten."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mdnworld.cli import main
+from mdnworld.config import RNNConfig
+from mdnworld.dreams import StartBank, decode
+from mdnworld.train.common import CheckpointError
+from mdnworld.train.rnn import load_mdnrnn, train_rnn
+from mdnworld.train.vae import load_vae
+
+QUIET = {"log": lambda s: None}
+
+
+@pytest.fixture(scope="module")
+def trained_run(encoded: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("ship_run")
+    for sub in ("episodes", "vae", "latents"):
+        shutil.copytree(encoded / sub, run / sub)
+    cfg = RNNConfig(hidden=32, epochs=1, patience=0, batch_size=32, models=2, device="cpu",
+                    threads=1)  # fmt: skip
+    train_rnn(run, cfg, **QUIET)
+    return run
+
+
+def test_shipped_models_reproduce_the_run_and_analyses_run(trained_run: Path, tmp_path: Path):
+    shipped, fresh = tmp_path / "shipped", tmp_path / "fresh"
+    assert main(["export-models", str(trained_run), str(shipped)]) == 0
+    assert main(["from-shipped", str(fresh), "--models", str(shipped)]) == 0
+    # float16 weights: decoded frames within 1 % of the range, M's mixture means close
+    z = torch.randn(16, 64)
+    (vae_a, _), (vae_b, _) = load_vae(trained_run), load_vae(fresh)
+    assert np.abs(decode(vae_a, z) - decode(vae_b, z)).max() < 0.01
+    (m_a, _), (m_b, _) = load_mdnrnn(trained_run, 1), load_mdnrnn(fresh, 1)
+    out_a, _ = m_a.step(z, torch.zeros(16, 1))
+    out_b, _ = m_b.step(z, torch.zeros(16, 1))
+    torch.testing.assert_close(out_a.logits, out_b.logits, atol=0.05, rtol=0.01)
+    # the start latents of the training episodes came along (steps 0 and 150)
+    ids_a, mu_a = StartBank.from_run(trained_run).at(0)
+    ids_b, mu_b = StartBank.from_run(fresh).at(0)
+    assert ids_a.tolist() == ids_b.tolist() and np.allclose(mu_a, mu_b, atol=0.01)
+    # no episodes, no latents: an analysis and a dream run on the shipped models alone
+    assert not (fresh / "episodes").exists()
+    assert main(["analyze", "components-over-time", str(fresh), "--a-warmup", "5",
+                 "--a-steps", "10"]) == 0  # fmt: skip
+    assert (fresh / "analysis" / "components_over_time" / "model_1.png").exists()
+    assert main(["dream", str(fresh), "--dreams", "1", "--steps", "5", "--no-gif",
+                 "--committed", "0"]) == 0  # fmt: skip
+    # what the shipped starts do not hold is a clear error
+    with pytest.raises(ValueError, match="shipped start latents hold steps"):
+        StartBank.from_run(fresh).sample(2, t=7)
+
+
+def test_tampering_and_overwriting_are_refused(trained_run: Path, tmp_path: Path, capsys):
+    shipped = tmp_path / "shipped"
+    assert main(["export-models", str(trained_run), str(shipped), "--fp32"]) == 0
+    assert main(["from-shipped", str(trained_run), "--models", str(shipped)]) == 2
+    assert "already has trained models" in capsys.readouterr().err
+    target = shipped / "rnn" / "model_0.safetensors"
+    target.write_bytes(target.read_bytes()[:-8] + b"\0" * 8)
+    assert main(["from-shipped", str(tmp_path / "new"), "--models", str(shipped)]) == 2
+    assert "model_0.safetensors: missing or its checksum differs" in capsys.readouterr().err
+    with pytest.raises(CheckpointError):
+        from mdnworld.shipped import init_from_shipped
+
+        init_from_shipped(tmp_path / "new2", shipped, **QUIET)
