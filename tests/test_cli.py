@@ -135,6 +135,13 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     scores = json.loads((run / "evaluate" / "scores.json").read_text())
     assert scores["episodes"] == 2 and scores["generation"] == 2
     assert (run / "controller" / "controller.safetensors").exists()
+    # the committed record of a run: RESULTS.md against the paper, costs, checksums
+    out = tmp_path / "results"
+    assert main(["collect-results", str(run), str(out)]) == 0
+    results = (out / "RESULTS.md").read_text()
+    assert "## B. Worlds and events" in results and "| generate |" in results
+    assert json.loads((out / "checksums.json").read_text())["episodes"] == 3
+    assert (out / "figures" / "rnn_nll.png").stat().st_size > 0
     # one analysis alone, through its subcommand
     one = subprocess.run(
         [sys.executable, "-m", "mdnworld.cli", "analyze", "committed", str(run), "--c-steps", "15",

@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", type=Path, default=None, help="shipped folder (default: results/paper/models)"
     )
 
+    text = "copy a run's figures, tables, costs and checksums into OUT and write RESULTS.md"
+    s = sub.add_parser("collect-results", help=text, description=text)
+    s.add_argument("run_dir", type=Path)
+    s.add_argument("out", type=Path, help="e.g. results/paper")
+    s.add_argument("--discussion", type=Path, default=None, help="markdown appended to RESULTS.md")
+
     text = "write RUN_DIR/report/index.html: one page with every stage's results"
     s = sub.add_parser("report", help=text, description=text)
     _common(s)
@@ -147,6 +153,11 @@ def _cmd_validate(run_dir: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "collect-results":
+            from mdnworld.results import collect_results
+
+            collect_results(args.run_dir, args.out, args.discussion)
+            return 0
         if args.command in ("export-models", "from-shipped"):
             from mdnworld import shipped
 
