@@ -235,7 +235,8 @@ class ControllerConfig:
     (p > done_threshold)."""
     done_threshold: float = 0.5
     eval_every: int = 10
-    """Every this many generations, play the CMA-ES mean in the real game (0 = never)."""
+    """Every this many generations, play the generation's best candidate in the real game
+    (0 = never)."""
     eval_episodes: int = 8
     seed: int = 0
     executor: str = "local"

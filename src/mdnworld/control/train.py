@@ -4,8 +4,9 @@ Read top to bottom: each generation CMA-ES (pycma) proposes ``popsize`` paramete
 every candidate drives ``rollouts`` dreams, all popsize x rollouts dreams run as ONE batch of
 ``DreamEnv`` (dreams.py) until every dream has died (M's done head) or reached ``max_steps``;
 a candidate's fitness is its mean survival in steps. CMA-ES is told the fitnesses (it
-minimises, so it gets their negatives). Every ``eval_every`` generations the CMA-ES mean plays
-``eval_episodes`` real games, so the dream-to-reality gap shows in the log.
+minimises, so it gets their negatives). Every ``eval_every`` generations the generation's best
+candidate plays ``eval_episodes`` real games: its dream fitness next to its real score is the
+dream-to-reality gap, in the log and in TensorBoard.
 
 Checkpoint (after every generation), ``RUN_DIR/controller/cmaes_state.npz``, format
 ``mdnworld.cmaes/1``, no pickle: ``fitness`` (G, popsize) float64, every generation's fitness
@@ -325,11 +326,12 @@ def train_controller(
             }
             msg = (f"gen {g}: dream survival mean {fit.mean():.0f} best {fit.max():.0f} "
                    f"worst {fit.min():.0f} ({row['seconds']:.1f} s)")  # fmt: skip
-            if cfg.eval_every and g % cfg.eval_every == 0:
-                scores = real_scores(run_dir, cfg.model_index, es.mean, eval_seeds,
+            if cfg.eval_every and g % cfg.eval_every == 0:  # the generation's best, for real
+                scores = real_scores(run_dir, cfg.model_index, X[int(fit.argmax())], eval_seeds,
                                      cfg.max_steps, executor, cfg.workers or 2)  # fmt: skip
                 row.update({"real/mean": float(np.mean(scores)), "real/std": float(np.std(scores))})
-                msg += f"; real game {np.mean(scores):.0f} ± {np.std(scores):.0f}"
+                msg += (f"; its best candidate: dream {fit.max():.0f}, real game "
+                        f"{np.mean(scores):.0f} ± {np.std(scores):.0f}")  # fmt: skip
             logger.log(g, **row)
             log(f"train-controller: {msg}")
             _save_state(state_path, es, best, cfg)
