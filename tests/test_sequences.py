@@ -139,3 +139,24 @@ def test_end_windows_make_every_last_frame_a_target() -> None:
     assert plain.batch(np.arange(len(plain))).done.any(axis=1).sum() == 1
     assert ends.batch(np.arange(len(ends))).done.any(axis=1).sum() == 3
     assert len(ends) == len(plain) + 2
+
+
+def test_done_balance_undoes_the_windows_undercounting_of_deaths() -> None:
+    from mdnworld.train.rnn import done_balance
+
+    n = 100
+    ep = {
+        "mu": np.zeros((n, 2), np.float32),
+        "logvar": np.zeros((n, 2), np.float32),
+        "actions": np.zeros((n, 1), np.float32),
+        "rewards": np.ones(n, np.float32),
+        "dones": np.arange(n) == n - 1,
+    }
+    data = SequenceData([ep, ep], seq_len=10, skip_ahead=2, end_windows=True)
+    weight, bias = done_balance(data)
+    # frames 1..99 are targets; the death (frame 99) of 1 window only, the others of up to 5
+    cov = data.coverage()[:-1]  # rows 0..98 -> targets 1..99 of the first episode
+    assert cov[n - 2] == 1
+    assert weight == pytest.approx(cov[: n - 2][cov[: n - 2] > 0].mean() / 1.0)
+    p = 1 / (1 + np.exp(-bias))
+    assert p == pytest.approx(2 / (2 * 99))  # two deaths among 198 target frames

@@ -108,8 +108,10 @@ class RNNConfig:
     """Also predict death (needed by the controller's DreamEnv); adds a training window ending
     at each episode's last frame so that every death is a target."""
     reward_head: bool = False
-    done_pos_weight: float = 1.0
-    """Weight of positive (death) steps in the done head's binary cross-entropy."""
+    done_pos_weight: float = 0.0
+    """Weight of death targets in the done head's binary cross-entropy; 0 = automatic: the
+    ratio by which overlapping windows under-count the death steps (~20; rnn.done_balance),
+    so that the head predicts the per-step probability of death."""
     standardise: bool = True
     """Feed and predict latents standardised per dim with the training mean and std, undone
     inside the model (its outputs are in the VAE's units). Without it, the sigma floor of the

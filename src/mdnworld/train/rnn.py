@@ -301,6 +301,25 @@ def evaluate(
 # --- training ---------------------------------------------------------------------------------
 
 
+def done_balance(data: SequenceData) -> tuple[float, float]:
+    """(pos_weight, initial bias) that make the done head a per-step death probability.
+
+    Windows overlap (60 steps every 3), so an ordinary frame is a target in ~20 windows while
+    the death at an episode's end is a target in one or two: trained as is, the head learns
+    deaths ~20x too rarely. Weighting death targets by that coverage ratio undoes it; the head
+    starts at the per-step death rate (from a bias of 0 Adam would need thousands of steps to
+    get down to it)."""
+    cov = data.coverage()  # cov[r]: windows in which row r+1 is a target
+    target_cov = np.concatenate([[0], cov[:-1]])  # per row: windows in which it is a target
+    targets = target_cov > 0
+    death = data.dones & targets
+    if not death.any():
+        return 1.0, 0.0
+    weight = float(target_cov[targets & ~data.dones].mean() / target_cov[death].mean())
+    p = death.sum() / targets.sum()
+    return weight, float(math.log(p / (1.0 - p)))
+
+
 def _arch(cfg: RNNConfig, latent_dim: int) -> MDNRNNArch:
     return MDNRNNArch(
         latent_dim=latent_dim,
@@ -353,6 +372,12 @@ def _train_one(
     arch = _arch(cfg, data.latent_dim)
     model = StandardisedMDNRNN(arch)
     model.set_standardisation(data.shift, data.scale)
+    pos_weight, done_bias = done_balance(data.train)
+    if cfg.done_pos_weight > 0:
+        pos_weight = cfg.done_pos_weight
+    if model.done is not None:  # start at the death rate per step (a checkpoint overrides it)
+        with torch.no_grad():
+            model.done.bias.fill_(done_bias)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     train = data.train
@@ -412,7 +437,7 @@ def _train_one(
                 arch,
                 done=done if arch.done_head else None,
                 reward=reward if arch.reward_head else None,
-                done_pos_weight=cfg.done_pos_weight,
+                done_pos_weight=pos_weight,
             )
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
