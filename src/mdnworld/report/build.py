@@ -820,7 +820,7 @@ class _Report:
     def sec_controller(self) -> tuple[str, str, bool]:
         text = how(
             "C is a linear controller trained by CMA-ES entirely inside M's dream (grey: "
-            "dream fitness), then played in the real game (red squares, scores below).",
+            "dream survival); red squares: the generation's best candidate in the real game.",
             "Dream fitness can rise while the real score does not (C exploits M's mistakes); "
             "the real-game scores are what count, next to the random policy, World Models, "
             "and 750, the score at which the task counts as solved.",
