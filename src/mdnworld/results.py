@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mdnworld.analysis.run import committed_table
 from mdnworld.io import atomic_open, atomic_write_json, read_json
 from mdnworld.stage_log import stage_totals
 from mdnworld.train.common import read_log
@@ -142,19 +143,13 @@ def results_markdown(run_dir: Path, out: Path, discussion: str = "") -> str:
     c = out / "tables" / "committed.json"
     if c.exists():
         r = read_json(c)
-        names = r["classes"]
         lines += [
             "## C. Committed dreaming, against the paper",
             "",
             f"Paper: {r['paper']}. Ours (model_{r['model']}, median frames of {r['steps']} over "
             f"{r['tests']} dreams per component):",
             "",
-            "| component | " + " | ".join(names) + " |",
-            "|---|" + "---|" * len(names),
-        ]
-        lines += [
-            f"| k={row['component']} | " + " | ".join(f"{row[n]:g}" for n in names) + " |"
-            for row in r["median_frames"]
+            *committed_table(r),
         ]
         lines += ["", "![C](figures/committed.png)", ""]
     totals = stage_totals(run_dir)

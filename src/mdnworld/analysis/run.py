@@ -63,6 +63,19 @@ def _fmt(x: Any, spec: str = ".2f") -> str:
     return "—" if x is None else format(x, spec)
 
 
+def committed_table(result: dict[str, Any]) -> list[str]:
+    """Markdown rows of C's median frames per class (one row per component)."""
+    names = result["classes"]
+    return [
+        "| component | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+        *(
+            f"| k={row['component']} | " + " | ".join(f"{row[n]:g}" for n in names) + " |"
+            for row in result["median_frames"]
+        ),
+    ]
+
+
 def write_summary(run_dir: Path) -> Path:
     """``analysis/summary.md`` from the results.json files that exist."""
     lines = ["# Analyses", ""]
@@ -112,7 +125,6 @@ def write_summary(run_dir: Path) -> Path:
     c = results_path(run_dir, "committed")
     if c.exists():
         r = read_json(c)
-        names = r["classes"]
         lines += [
             "## C. Committed dreaming",
             "",
@@ -120,12 +132,8 @@ def write_summary(run_dir: Path) -> Path:
             f"steps each from step {r['start_t']} of real episodes; median frames per class. "
             f"{r['note']} Paper: {r['paper']}.",
             "",
-            "| component | " + " | ".join(names) + " |",
-            "|---|" + "---|" * len(names),
+            *committed_table(r),
         ]
-        for row in r["median_frames"]:
-            cells = " | ".join(f"{row[n]:g}" for n in names)
-            lines.append(f"| k={row['component']} | {cells} |")
         lines.append("")
     path = Path(run_dir) / ANALYSIS_DIR / "summary.md"
     with atomic_open(path, "w") as f:
