@@ -219,3 +219,13 @@ def test_standardised_model_is_a_plain_mdnrnn_at_identity() -> None:
     torch.testing.assert_close(out2.log_sigma, out.log_sigma + np.log(0.01))
     torch.testing.assert_close(out2.logits, out.logits)
     assert set(model.state_dict()) >= {"z_shift", "z_scale"}
+
+
+def test_max_minutes_stops_at_an_epoch_end_and_keeps_the_best(encoded: Path, tmp_path: Path) -> None:
+    """A time limit ends training after the first epoch, like early stopping: the final
+    weights are written and the meta says why it stopped."""
+    run = tmp_path / "run"
+    shutil.copytree(encoded / "latents", run / "latents")
+    (meta,) = train_rnn(run, _cfg(hidden=16, epochs=5, max_minutes=1e-6), **QUIET)
+    assert meta["epochs_run"] == 1 and meta["stopped_by_time"] and not meta["stopped_early"]
+    assert (model_dir(run, 0) / "model.safetensors").exists()

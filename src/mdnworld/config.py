@@ -120,6 +120,9 @@ class RNNConfig:
     """Maximum number of epochs (the original ran 1000); early stopping ends sooner."""
     patience: int = 10
     """Stop after this many epochs without a new best validation NLL; 0 = never stop early."""
+    max_minutes: float = 0.0
+    """Also stop at the first epoch end after this many minutes of training in one call
+    (0 = no limit); like early stopping, the best epoch's weights are kept."""
     batch_size: int = 256
     lr: float = 1e-3
     grad_clip: float = 0.0

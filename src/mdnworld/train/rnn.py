@@ -408,6 +408,8 @@ def _train_one(
         st["step"] = step
         save_checkpoint(ckpt, model, opt, {**st, **ident, "config": to_dict(cfg)})
 
+    started, timed_out = time.monotonic(), False
+
     def early_stop() -> bool:
         return cfg.patience > 0 and st["bad_epochs"] >= cfg.patience
 
@@ -421,7 +423,7 @@ def _train_one(
         dynamic_ncols=True,
     )
     val_ids = np.arange(len(data.val))
-    while step < spe * cfg.epochs and not early_stop():
+    while step < spe * cfg.epochs and not early_stop() and not timed_out:
         epoch, start = divmod(step, spe)
         perm = np.random.default_rng([seed, epoch]).permutation(len(train))
         z = train.epoch_latents(cfg.z_source, seed, epoch)
@@ -507,6 +509,7 @@ def _train_one(
             bar.close()
             logger.close()
             return None
+        timed_out = cfg.max_minutes > 0 and time.monotonic() - started > 60 * cfg.max_minutes
     bar.close()
     logger.close()
     tensors, best = load_weights(best_path)
@@ -523,6 +526,7 @@ def _train_one(
         "epochs_run": step // spe,
         "best_epoch": st["best_epoch"],
         "stopped_early": early_stop(),
+        "stopped_by_time": timed_out and step < spe * cfg.epochs and not early_stop(),
         "metrics": best["metrics"],
         "baseline_sigma": data.sigma.tolist(),
         "train_episodes": len(data.train_ids),
@@ -560,7 +564,7 @@ def summary_lines(metas: list[dict]) -> list[str]:
         usage = " ".join(f"{u:.2f}" for u in x["component_usage"])
         lines.append(
             f"{m['model_index']:>5}  {m['best_epoch']:>4}/{m['epochs_run']:<4}"
-            f"{' (early)' if m['stopped_early'] else '        '}  "
+            f"{' (early)' if m['stopped_early'] else ' (time) ' if m.get('stopped_by_time') else '        '}  "
             f"{x['val_nll_per_dim']:8.4f} ({x['val_baseline_nll_per_dim']:8.4f})  "
             f"{x['train_nll_per_dim']:8.4f} ({x['train_baseline_nll_per_dim']:8.4f})  "
             f"{x['pi_entropy']:.3f}/{x['pi_entropy_max']:.3f}  {usage}"
