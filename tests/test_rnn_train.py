@@ -221,7 +221,9 @@ def test_standardised_model_is_a_plain_mdnrnn_at_identity() -> None:
     assert set(model.state_dict()) >= {"z_shift", "z_scale"}
 
 
-def test_max_minutes_stops_at_an_epoch_end_and_keeps_the_best(encoded: Path, tmp_path: Path) -> None:
+def test_max_minutes_stops_at_an_epoch_end_and_keeps_the_best(
+    encoded: Path, tmp_path: Path
+) -> None:
     """A time limit ends training after the first epoch, like early stopping: the final
     weights are written and the meta says why it stopped."""
     run = tmp_path / "run"

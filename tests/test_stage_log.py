@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +28,21 @@ def test_peak_memory_includes_child_processes(tmp_path: Path) -> None:
     assert totals["runs"] == 2 and totals["finished"] is False  # the last run failed
     assert totals["peak_rss_mb"] > 300  # the child's 300 MB were seen
     assert totals["seconds"] >= 1.5
+
+
+def test_runs_side_by_side_count_once_and_name_their_machine(tmp_path: Path) -> None:
+    """Five models trained at once for 200 s are 200 s of wall time, not 1000; a later run
+    adds its own time."""
+    rows = [
+        {"stage": "train-rnn", "started": "2026-01-01T00:00:00+00:00", "seconds": 200.0,
+         "peak_rss_mb": 10.0 + i, "finished": True, "machine": "16 CPUs, GPU X"}
+        for i in range(5)
+    ] + [{"stage": "train-rnn", "started": "2026-01-01T01:00:00+00:00", "seconds": 50.0,
+          "peak_rss_mb": 1.0, "finished": True, "machine": "2 CPUs"}]  # fmt: skip
+    (tmp_path / STAGE_LOG).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = stage_totals(tmp_path)["train-rnn"]
+    assert t["seconds"] == 250.0 and t["runs"] == 6 and t["peak_rss_mb"] == 14.0
+    assert t["machines"] == ["16 CPUs, GPU X", "2 CPUs"]
+    with measure_stage(tmp_path, "work"):
+        pass
+    assert stage_totals(tmp_path)["work"]["machines"] == [f"{os.cpu_count()} CPUs"]

@@ -155,15 +155,17 @@ def results_markdown(run_dir: Path, out: Path, discussion: str = "") -> str:
     totals = stage_totals(run_dir)
     if totals:
         lines += [
-            "## Cost on this machine",
+            "## Cost of each stage",
             "",
-            "| stage | wall time | peak RSS (process tree) | runs (stops and resumes) |",
-            "|---|---|---|---|",
+            "| stage | machine | wall time | peak RSS (process tree) | runs (stops, resumes, "
+            "side by side) |",
+            "|---|---|---|---|---|",
         ]
         for name, t in totals.items():
             hours = t["seconds"] / 3600
             wall = f"{hours:.2f} h" if hours >= 1 else f"{t['seconds'] / 60:.1f} min"
-            lines.append(f"| {name} | {wall} | {t['peak_rss_mb']:.0f} MB | {t['runs']} |")
+            where = "; ".join(t["machines"]) or "?"
+            lines.append(f"| {name} | {where} | {wall} | {t['peak_rss_mb']:.0f} MB | {t['runs']} |")
         lines.append("")
     lines += ["Checksums of the data and the models: `checksums.json`.", ""]
     if discussion:

@@ -3,8 +3,9 @@
 One JSON line per run of a stage (a resumed stage gets one line per run): ``stage``,
 ``started`` (UTC ISO time), ``seconds``, ``peak_rss_mb`` (the largest resident memory of this
 process plus all its descendants, e.g. generate's workers and their games, sampled every 0.5 s)
-and ``finished`` (False if the stage raised or was interrupted with Ctrl-C; a SIGKILL leaves no
-line). ``stage_totals`` sums them per stage, for RESULTS tables.
+``finished`` (False if the stage raised or was interrupted with Ctrl-C; a SIGKILL leaves no
+line) and ``machine`` (CPU count, and the GPU when the stage used CUDA). ``stage_totals`` sums
+them per stage, for RESULTS tables.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -47,6 +49,16 @@ def _tree_rss_bytes(root: int) -> int:
     return total
 
 
+def machine() -> str:
+    """ "16 CPUs, NVIDIA H200" or "2 CPUs": where a stage ran (the GPU only if torch, already
+    imported by the stage, has initialised CUDA)."""
+    text = f"{os.cpu_count()} CPUs"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        text += f", {torch.cuda.get_device_name()}"
+    return text
+
+
 @contextlib.contextmanager
 def measure_stage(run_dir: Path, stage: str) -> Iterator[dict[str, Any]]:
     """Time a stage and sample its process tree's memory; append the record on exit."""
@@ -74,25 +86,39 @@ def measure_stage(run_dir: Path, stage: str) -> Iterator[dict[str, Any]]:
         sampler.join()
         record["seconds"] = round(time.monotonic() - t0, 1)
         record["peak_rss_mb"] = round(peak[0] / 2**20, 1)
+        record["machine"] = machine()
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         with open(Path(run_dir) / STAGE_LOG, "a") as f:  # append-only log: one line per run
             f.write(json.dumps(record) + "\n")
 
 
 def stage_totals(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Per stage: total seconds over all its runs, the largest peak RSS, runs, finished."""
+    """Per stage: wall seconds over all its runs (runs that overlapped, such as models trained
+    side by side, count once), the largest peak RSS, runs, finished, and the machines."""
     path = Path(run_dir) / STAGE_LOG
+    records: dict[str, list[dict[str, Any]]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+            records.setdefault(r["stage"], []).append(r)
     totals: dict[str, dict[str, Any]] = {}
-    if not path.exists():
-        return totals
-    for line in path.read_text().splitlines():
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash
-        t = totals.setdefault(r["stage"], {"seconds": 0.0, "peak_rss_mb": 0.0, "runs": 0})
-        t["seconds"] += r.get("seconds", 0.0)
-        t["peak_rss_mb"] = max(t["peak_rss_mb"], r.get("peak_rss_mb", 0.0))
-        t["runs"] += 1
-        t["finished"] = bool(r.get("finished"))
+    for stage, runs in records.items():
+        spans = sorted(
+            (t := datetime.fromisoformat(r["started"]).timestamp(), t + r.get("seconds", 0.0))
+            for r in runs
+        )
+        seconds, end = 0.0, float("-inf")
+        for a, b in spans:  # the length of the union of [start, end] intervals
+            seconds += max(0.0, b - max(a, end))
+            end = max(end, b)
+        totals[stage] = {
+            "seconds": round(seconds, 1),
+            "peak_rss_mb": max(r.get("peak_rss_mb", 0.0) for r in runs),
+            "runs": len(runs),
+            "finished": bool(runs[-1].get("finished")),
+            "machines": sorted({r["machine"] for r in runs if "machine" in r}),
+        }
     return totals

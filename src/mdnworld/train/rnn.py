@@ -553,6 +553,12 @@ def _metrics(v: dict, t: dict, data: RNNData, epoch: int) -> dict[str, Any]:
     }
 
 
+def _stop_reason(meta: dict) -> str:
+    if meta["stopped_early"]:
+        return " (early)"
+    return " (time)" if meta.get("stopped_by_time") else ""
+
+
 def summary_lines(metas: list[dict]) -> list[str]:
     """A small table of finished models (from their model.json metas)."""
     lines = [
@@ -564,7 +570,7 @@ def summary_lines(metas: list[dict]) -> list[str]:
         usage = " ".join(f"{u:.2f}" for u in x["component_usage"])
         lines.append(
             f"{m['model_index']:>5}  {m['best_epoch']:>4}/{m['epochs_run']:<4}"
-            f"{' (early)' if m['stopped_early'] else ' (time) ' if m.get('stopped_by_time') else '        '}  "
+            f"{_stop_reason(m):8}  "
             f"{x['val_nll_per_dim']:8.4f} ({x['val_baseline_nll_per_dim']:8.4f})  "
             f"{x['train_nll_per_dim']:8.4f} ({x['train_baseline_nll_per_dim']:8.4f})  "
             f"{x['pi_entropy']:.3f}/{x['pi_entropy_max']:.3f}  {usage}"
