@@ -7,7 +7,8 @@ Per V: squared error summed over the 12,288 values per frame, PSNR, and what the
 how often each world class occurs in each, and how often the two agree. Small fireballs are what
 a blurry V loses first, and the analyses count fireballs, so this says how far the detector
 classes of decoded dreams can be trusted. Frames: every 4th frame of the first run's held-out
-(validation) episodes, up to --frames. Prints a table, writes benchmarks/results/vae_fidelity.json.
+(validation) episodes, up to --frames. Prints a table, writes --out
+(default benchmarks/results/vae_fidelity.json).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--frames", type=int, default=500)
     ap.add_argument("--episodes-from", type=Path, default=None, help="default: the first run")
+    ap.add_argument("--out", type=Path, default=RESULTS, help=f"default: {RESULTS}")
     args = ap.parse_args()
     source = args.episodes_from or args.runs[0]
     val = read_json(source / "vae" / "split.json")["val"]
@@ -69,9 +71,9 @@ def main() -> None:
         for j, name in enumerate(WORLD_CLASSES):
             print(f"    {name:10s} real {real[:, j].mean():.3f}  recon {rec[:, j].mean():.3f}  "
                   f"agree {row['agreement'][j]:.3f}")  # fmt: skip
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
