@@ -42,7 +42,8 @@ def test_runs_side_by_side_count_once_and_name_their_machine(tmp_path: Path) -> 
     (tmp_path / STAGE_LOG).write_text("".join(json.dumps(r) + "\n" for r in rows))
     t = stage_totals(tmp_path)["train-rnn"]
     assert t["seconds"] == 250.0 and t["runs"] == 6 and t["peak_rss_mb"] == 14.0
-    assert t["machines"] == ["16 CPUs, GPU X", "2 CPUs"]
+    gpu, cpu = t["by_machine"]["16 CPUs, GPU X"], t["by_machine"]["2 CPUs"]
+    assert (gpu["seconds"], gpu["runs"], cpu["seconds"], cpu["runs"]) == (200.0, 5, 50.0, 1)
     with measure_stage(tmp_path, "work"):
         pass
-    assert stage_totals(tmp_path)["work"]["machines"] == [f"{os.cpu_count()} CPUs"]
+    assert list(stage_totals(tmp_path)["work"]["by_machine"]) == [f"{os.cpu_count()} CPUs"]

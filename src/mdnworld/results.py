@@ -161,11 +161,12 @@ def results_markdown(run_dir: Path, out: Path, discussion: str = "") -> str:
             "side by side) |",
             "|---|---|---|---|---|",
         ]
-        for name, t in totals.items():
-            hours = t["seconds"] / 3600
-            wall = f"{hours:.2f} h" if hours >= 1 else f"{t['seconds'] / 60:.1f} min"
-            where = "; ".join(t["machines"]) or "?"
-            lines.append(f"| {name} | {where} | {wall} | {t['peak_rss_mb']:.0f} MB | {t['runs']} |")
+        for name, total in totals.items():
+            for where, t in total["by_machine"].items():
+                hours = t["seconds"] / 3600
+                wall = f"{hours:.2f} h" if hours >= 1 else f"{t['seconds'] / 60:.1f} min"
+                mb, runs = t["peak_rss_mb"], t["runs"]
+                lines.append(f"| {name} | {where} | {wall} | {mb:.0f} MB | {runs} |")
         lines.append("")
     lines += ["Checksums of the data and the models: `checksums.json`.", ""]
     if discussion:

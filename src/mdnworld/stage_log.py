@@ -92,9 +92,27 @@ def measure_stage(run_dir: Path, stage: str) -> Iterator[dict[str, Any]]:
             f.write(json.dumps(record) + "\n")
 
 
+def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    spans = sorted(
+        (t := datetime.fromisoformat(r["started"]).timestamp(), t + r.get("seconds", 0.0))
+        for r in runs
+    )
+    seconds, end = 0.0, float("-inf")
+    for a, b in spans:  # the length of the union of [start, end] intervals
+        seconds += max(0.0, b - max(a, end))
+        end = max(end, b)
+    return {
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": max(r.get("peak_rss_mb", 0.0) for r in runs),
+        "runs": len(runs),
+        "finished": bool(runs[-1].get("finished")),
+    }
+
+
 def stage_totals(run_dir: Path) -> dict[str, dict[str, Any]]:
     """Per stage: wall seconds over all its runs (runs that overlapped, such as models trained
-    side by side, count once), the largest peak RSS, runs, finished, and the machines."""
+    side by side, count once), the largest peak RSS, runs, finished (its last run), and the
+    same per machine under ``by_machine`` ("?" for records older than the field)."""
     path = Path(run_dir) / STAGE_LOG
     records: dict[str, list[dict[str, Any]]] = {}
     if path.exists():
@@ -106,19 +124,11 @@ def stage_totals(run_dir: Path) -> dict[str, dict[str, Any]]:
             records.setdefault(r["stage"], []).append(r)
     totals: dict[str, dict[str, Any]] = {}
     for stage, runs in records.items():
-        spans = sorted(
-            (t := datetime.fromisoformat(r["started"]).timestamp(), t + r.get("seconds", 0.0))
-            for r in runs
-        )
-        seconds, end = 0.0, float("-inf")
-        for a, b in spans:  # the length of the union of [start, end] intervals
-            seconds += max(0.0, b - max(a, end))
-            end = max(end, b)
+        machines: dict[str, list[dict[str, Any]]] = {}
+        for r in runs:
+            machines.setdefault(r.get("machine", "?"), []).append(r)
         totals[stage] = {
-            "seconds": round(seconds, 1),
-            "peak_rss_mb": max(r.get("peak_rss_mb", 0.0) for r in runs),
-            "runs": len(runs),
-            "finished": bool(runs[-1].get("finished")),
-            "machines": sorted({r["machine"] for r in runs if "machine" in r}),
+            **_summarise(runs),
+            "by_machine": {m: _summarise(rs) for m, rs in machines.items()},
         }
     return totals
