@@ -137,6 +137,18 @@ def test_walls() -> None:
     assert world_of(disc(both, 45, 30)) == {"Fireball", "LeftWall", "RightWall"}
 
 
+def test_wall_colour_check_tells_brick_from_a_bright_grey_ceiling() -> None:
+    """The spec's red-only test calls a bright grey ceiling a wall; the optional colour check
+    (red - blue) keeps brown brick and drops grey."""
+    brick, grey = blank(), blank()
+    brick[0:10, 0] = (0.55, 0.40, 0.30)
+    grey[0:10, [0, 63]] = 0.45
+    spec = features_of(brick, grey)
+    assert spec.wall_left.tolist() == [True, True] and spec.wall_right.tolist() == [False, True]
+    f = detect(np.stack([brick, grey]), Thresholds(wall_red_over_blue=0.05))
+    assert f.wall_left.tolist() == [True, False] and f.wall_right.tolist() == [False, False]
+
+
 def hand_frames() -> np.ndarray:
     wall = blank()
     wall[0:10, 0, 0] = 0.6

@@ -215,6 +215,10 @@ class AnalyzeConfig:
     c_start: int = 150
     c_model: int = 0
     """Which M dreams the committed dreams (components are not comparable across Ms)."""
+    wall_red_over_blue: float = 0.0
+    """Beyond SPEC §6: a side wall also needs its edge column's mean red to exceed its mean
+    blue by this much (0 = the spec's red-only test, which also fires on a bright grey
+    ceiling; 0.05 separates brown brick from grey on real frames, analysis/detectors.py)."""
     device: str = "auto"
     threads: int = 0
 

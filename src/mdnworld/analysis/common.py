@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mdnworld.analysis.detectors import FrameFeatures, detect
+from mdnworld.analysis.detectors import FrameFeatures, Thresholds, detect
 from mdnworld.config import AnalyzeConfig
 from mdnworld.dreams import DreamRecord, StartBank, Starts, decode, dream
 from mdnworld.io import atomic_open
@@ -106,7 +106,8 @@ def labelled_dreams(
         p_change=cfg.p_change,
     )
     frames = decode(inputs.vae, rec.z)
-    return LabelledDreams(rec, starts, frames, [detect(f) for f in frames])
+    th = Thresholds(wall_red_over_blue=cfg.wall_red_over_blue)
+    return LabelledDreams(rec, starts, frames, [detect(f, th) for f in frames])
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
