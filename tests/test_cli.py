@@ -142,6 +142,13 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     assert "## B. Worlds and events" in results and "| generate |" in results
     assert json.loads((out / "checksums.json").read_text())["episodes"] == 3
     assert (out / "figures" / "rnn_nll.png").stat().st_size > 0
+    # the controller's record: its real-game scores beside the published ones, its weights
+    ctl = tmp_path / "controller_results"
+    assert main(["controller-results", str(run), str(ctl)]) == 0
+    summary = json.loads((ctl / "runs.json").read_text())[0]
+    assert summary["generations"] == 2 and summary["real"]["episodes"] == 2
+    assert "1092 ± 556" in (ctl / "RESULTS.md").read_text()
+    assert (ctl / "controller" / "controller.safetensors").exists()
     # one analysis alone, through its subcommand
     one = subprocess.run(
         [sys.executable, "-m", "mdnworld.cli", "analyze", "committed", str(run), "--c-steps", "15",

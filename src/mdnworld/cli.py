@@ -109,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("out", type=Path, help="e.g. results/paper")
     s.add_argument("--discussion", type=Path, default=None, help="markdown appended to RESULTS.md")
 
+    text = (
+        "controllers' real-game scores beside the published ones, a tau table (one run per "
+        "tau; the first run is the main one, its weights are copied) -> OUT/RESULTS.md"
+    )
+    s = sub.add_parser("controller-results", help=text, description=text)
+    s.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR")
+    s.add_argument("out", type=Path, help="e.g. results/controller")
+    s.add_argument("--discussion", type=Path, default=None, help="markdown appended to RESULTS.md")
+
     text = "write RUN_DIR/report/index.html: one page with every stage's results"
     s = sub.add_parser("report", help=text, description=text)
     _common(s)
@@ -157,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
             from mdnworld.results import collect_results
 
             collect_results(args.run_dir, args.out, args.discussion)
+            return 0
+        if args.command == "controller-results":
+            from mdnworld.control.results import collect_controller_results
+
+            collect_controller_results(args.runs, args.out, args.discussion)
             return 0
         if args.command in ("export-models", "from-shipped"):
             from mdnworld import shipped

@@ -198,9 +198,6 @@ def collect_results(
                 for p in sorted((run_dir / "rnn").glob("model_*/log.jsonl"))}  # fmt: skip
     if rnn_logs:
         figures.rnn_nll(rnn_logs, out / "figures" / "rnn_nll.png")
-    ctl_log = run_dir / "controller" / "log.jsonl"
-    if ctl_log.exists():
-        figures.controller_fitness(read_log(ctl_log), out / "figures" / "controller_fitness.png")
     atomic_write_json(out / "stages.json", stage_totals(run_dir))
     atomic_write_json(out / "checksums.json", checksums(run_dir))
     text = results_markdown(run_dir, out, discussion.read_text() if discussion else "")

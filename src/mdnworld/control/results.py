@@ -1,0 +1,161 @@
+"""``mdnworld controller-results RUN [RUN ...] OUT``: the committed record of controllers trained
+in the dream (e.g. results/controller/).
+
+The first run is the main one: its real-game scores are set beside the published ones and its
+controller weights are copied to ``OUT/controller/``. Every run (one per dream temperature τ,
+e.g. run directories that share V and M and differ in ``controller.tau``) adds a row to the τ
+table, beside World Models' own sweep. Reads only files the stages wrote:
+``controller/controller.json``, ``controller/log.jsonl``, ``evaluate/scores.json`` and
+``stages.jsonl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mdnworld.io import atomic_open, atomic_write_json, read_json
+from mdnworld.stage_log import stage_totals
+from mdnworld.train.common import read_log
+
+SOLVED = 750
+PUBLISHED = [  # real-game score, mean and std over 100 episodes
+    ("World Models, τ 1.15 (Ha & Schmidhuber 2018)", 1092, 556),
+    ("later re-implementation", 849, 499),
+    ("later re-implementation", 840, 524),
+    ("Gym leaderboard", 820, 58),
+    ("random policy", 210, 108),
+]
+WORLD_MODELS_TAU = {  # τ: (dream score, real score), World Models' Table 2
+    0.10: ((2086, 140), (193, 58)),
+    0.50: ((2060, 277), (196, 50)),
+    1.00: ((1145, 690), (868, 511)),
+    1.15: ((918, 546), (1092, 556)),
+    1.30: ((732, 269), (753, 139)),
+}
+
+
+def summarise_run(run_dir: Path) -> dict[str, Any]:
+    """What one controller run gives: τ, generations, dream fitness, real-game scores, cost."""
+    run_dir = Path(run_dir)
+    meta = read_json(run_dir / "controller" / "controller.json")
+    rows = read_log(run_dir / "controller" / "log.jsonl")
+    gens = [r for r in rows if "fitness/mean" in r]
+    if not gens:
+        raise ValueError(f"{run_dir / 'controller' / 'log.jsonl'}: no finished generation")
+    seconds = [r["seconds"] for r in gens if "seconds" in r]
+    scores_path = run_dir / "evaluate" / "scores.json"
+    scores = read_json(scores_path) if scores_path.exists() else None
+    cost = stage_totals(run_dir).get("train-controller", {}).get("by_machine", {})
+    cpu_seconds = sum(t["seconds"] * int(m.split()[0]) for m, t in cost.items() if m[0].isdigit())
+    return {
+        "run": run_dir.name,
+        "tau": meta["config"]["tau"],
+        "popsize": meta["config"]["popsize"],
+        "rollouts": meta["config"]["rollouts"],
+        "generations": len(gens),
+        "planned_generations": meta["config"]["generations"],
+        "dream_last": {k: gens[-1][f"fitness/{k}"] for k in ("mean", "best", "worst")},
+        "seconds_per_generation": statistics.median(seconds) if seconds else None,
+        "train_hours": sum(t["seconds"] for t in cost.values()) / 3600,
+        "train_cpu_hours": cpu_seconds / 3600,
+        "machines": sorted(cost),
+        "real_checks": [
+            {"generation": r["step"], "mean": r["real/mean"], "std": r.get("real/std")}
+            for r in rows
+            if "real/mean" in r
+        ],
+        "real": None
+        if scores is None
+        else {k: scores[k] for k in ("mean", "std", "episodes", "generation", "controller")},
+    }
+
+
+def _pm(x: dict | tuple | None) -> str:
+    if x is None:
+        return "—"
+    mean, std = (x["mean"], x["std"]) if isinstance(x, dict) else x
+    return f"{mean:.0f} ± {std:.0f}"
+
+
+def controller_markdown(runs: list[dict[str, Any]], discussion: str = "") -> str:
+    main = runs[0]
+    real = main["real"]
+    lines = [
+        "# Controller: trained in the dream, scored in the real game",
+        "",
+        f"A linear policy a = tanh(W [z, h] + b) trained by CMA-ES entirely inside M's dream "
+        f"(population {main['popsize']} × {main['rollouts']} dream rollouts, τ {main['tau']}, "
+        f"{main['generations']} of {main['planned_generations']} generations), then played in "
+        "the real game.",
+        "",
+        "| controller | real-game score (mean ± std) | episodes |",
+        "|---|---|---|",
+        f"| **ours** ({main['run']}, τ {main['tau']}) | **{_pm(real)}** | "
+        f"{real['episodes'] if real else '—'} |",
+        *[f"| {name} | {m} ± {s} | 100 |" for name, m, s in PUBLISHED],
+        f'| "solved" | ≥ {SOLVED} | 100 |',
+        "",
+        "![fitness](figures/controller_fitness.png)",
+        "",
+        "## Dream temperature τ",
+        "",
+        "Dream: the population's mean survival in the last generation. World Models' dream "
+        "score is its final controller's, so compare the real-game columns.",
+        "",
+        "| τ | generations | ours: dream | ours: real game | World Models: dream | "
+        "World Models: real game |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in sorted(runs, key=lambda r: r["tau"]):
+        wm = WORLD_MODELS_TAU.get(round(r["tau"], 2))
+        lines.append(
+            f"| {r['tau']} | {r['generations']} | {r['dream_last']['mean']:.0f} | {_pm(r['real'])}"
+            f" | {_pm(wm[0]) if wm else '—'} | {_pm(wm[1]) if wm else '—'} |"
+        )
+    lines += [
+        "",
+        "## Cost",
+        "",
+        "| run | τ | seconds per generation (median) | training wall time | CPU hours | machine |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        spg = r["seconds_per_generation"]
+        lines.append(
+            f"| {r['run']} | {r['tau']} | {spg:.1f} | {r['train_hours']:.2f} h | "
+            f"{r['train_cpu_hours']:.1f} | {'; '.join(r['machines']) or '?'} |"
+        )
+    lines += ["", "Weights: `controller/` (safetensors + JSON, checksums in `checksums.json`).", ""]
+    if discussion:
+        lines += [discussion.strip(), ""]
+    return "\n".join(lines)
+
+
+def collect_controller_results(
+    runs: list[Path], out: Path, discussion: Path | None = None, log: Callable[[str], None] = print
+) -> Path:
+    from mdnworld.report import figures
+
+    runs, out = [Path(r) for r in runs], Path(out)
+    summaries = [summarise_run(r) for r in runs]
+    (out / "controller").mkdir(parents=True, exist_ok=True)
+    sums = {}
+    for name in ("controller.safetensors", "controller.json"):
+        dst = out / "controller" / name
+        shutil.copyfile(runs[0] / "controller" / name, dst)
+        sums[f"controller/{name}"] = hashlib.sha256(dst.read_bytes()).hexdigest()
+    atomic_write_json(out / "checksums.json", sums)
+    figures.controller_fitness(
+        read_log(runs[0] / "controller" / "log.jsonl"), out / "figures" / "controller_fitness.png"
+    )
+    atomic_write_json(out / "runs.json", summaries)
+    path = out / "RESULTS.md"
+    with atomic_open(path, "w") as f:
+        f.write(controller_markdown(summaries, discussion.read_text() if discussion else ""))
+    log(f"controller-results: {path}")
+    return path
