@@ -1,0 +1,99 @@
+"""How dangerous is M's dream compared with the real game? Fixed policies in both, and the done
+head's calibration on real held-out episodes.
+
+    python benchmarks/dream_gap.py RUN_DIR [--model 0] [--episodes 16] [--rollouts 64]
+
+Policies: stand still (a = 0) and always right (a = tanh(3)). Each survives ``--rollouts`` dreams
+at τ 1.0 and 1.15 (the controller's DreamEnv, starts = first frames of training episodes) and
+``--episodes`` real games (seeds 2,000,000 + i). Then M reads held-out real episodes (teacher
+forcing): mean predicted death probability per step against the true rate, and the prediction
+one step before death. A dream much safer than the game lets a controller score in the dream
+without learning to dodge. Prints a table, writes benchmarks/results/dream_gap.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mdnworld.control.realgame import play_job
+from mdnworld.control.train import dream_fitness, dream_inputs
+from mdnworld.io import read_json
+from mdnworld.models.controller import ControllerArch
+from mdnworld.train.encode import load_latents
+from mdnworld.train.rnn import load_mdnrnn
+
+RESULTS = Path(__file__).parent / "results" / "dream_gap.json"
+
+
+def policies(n_params: int) -> dict[str, np.ndarray]:
+    right = np.zeros(n_params, np.float32)
+    right[-1] = 3.0  # the bias: a = tanh(3) whatever z and h are
+    return {"stand still": np.zeros(n_params, np.float32), "always right": right}
+
+
+@torch.no_grad()
+def done_calibration(run: Path, model_index: int, n_episodes: int = 150) -> dict[str, float]:
+    model, _ = load_mdnrnn(run, model_index, "cpu")
+    val = read_json(run / "rnn" / "split.json")["val"][:n_episodes]
+    every, before_death = [], []
+    for i in val:
+        d = load_latents(run / "latents" / f"ep_{i:06d}.npz")
+        out, _ = model(torch.from_numpy(d["mu"])[None], torch.from_numpy(d["actions"])[None])
+        p = torch.sigmoid(out.done_logit[0]).numpy()  # p[t]: death at step t + 1
+        every.append(p[:-1])
+        before_death.append(p[-2])
+    steps = sum(len(p) for p in every)
+    return {
+        "episodes": len(val),
+        "true_rate": len(val) / steps,
+        "mean_predicted": float(np.concatenate(every).mean()),
+        "median_step_before_death": float(np.median(before_death)),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--model", type=int, default=0)
+    ap.add_argument("--episodes", type=int, default=16)
+    ap.add_argument("--rollouts", type=int, default=64)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    model, starts = dream_inputs(str(args.run), args.model, "cpu")
+    arch = ControllerArch(model.arch.latent_dim, model.arch.hidden, model.arch.action_dim)
+    rows = []
+    for name, params in policies(arch.n_params).items():
+        row = {"policy": name}
+        for tau in (1.0, 1.15):
+            fit = dream_fitness(model, starts, params[None], args.rollouts, tau, 2100, 0.5, seed=1)
+            row[f"dream_tau_{tau}"] = float(fit[0])
+        seeds = list(range(2_000_000, 2_000_000 + args.episodes))
+        job = {"run_dir": str(args.run), "model_index": args.model, "params": params.tolist(),
+               "seeds": seeds, "max_steps": 2100}  # fmt: skip
+        scores = [r["score"] for r in play_job(job)]
+        row.update(real_mean=float(np.mean(scores)), real_std=float(np.std(scores)))
+        rows.append(row)
+        print(
+            f"{name:<13} dream τ 1.0 {row['dream_tau_1.0']:6.0f}  "
+            f" τ 1.15 {row['dream_tau_1.15']:6.0f}"
+            f"   real {row['real_mean']:5.0f} ± {row['real_std']:.0f} ({args.episodes} episodes)"
+        )
+    calib = done_calibration(args.run, args.model)
+    print(
+        f"done head on {calib['episodes']} held-out real episodes: predicted "
+        f"{calib['mean_predicted']:.4f} per step (true {calib['true_rate']:.4f}); "
+        f"median {calib['median_step_before_death']:.3f} one step before death"
+    )
+    RESULTS.parent.mkdir(exist_ok=True)
+    out = {"run": str(args.run), "model": args.model, "policies": rows, "done_head": calib}
+    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
