@@ -13,6 +13,7 @@ import pytest
 
 from mdnworld.cli import build_parser, main
 from mdnworld.config import ConfigError, load_config
+from mdnworld.pipeline import STAGES
 from mdnworld.stage_log import stage_totals
 
 
@@ -73,6 +74,12 @@ def test_shipped_configs_load() -> None:
     root = Path(__file__).parent.parent / "configs"
     assert load_config(root / "paper.toml").generate.episodes == 2000
     assert load_config(root / "demo.toml").run_dir == "runs/demo"
+    # World Models' setup: its per-dim M has no single pi, so pipeline leaves dream and analyze
+    # out and runs the controller stages
+    wm = load_config(root / "worldmodels.toml")
+    left_out = {s.name for s in STAGES if s.skip_reason(wm)}
+    assert left_out == {"dream", "analyze"}
+    assert not any(s.skip_reason(load_config(root / "paper.toml")) for s in STAGES)
 
 
 def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:

@@ -142,6 +142,12 @@ def needs_done_head(cfg: RunConfig) -> str | None:
     return "M has no done head to end the controller's dreams (set rnn.done_head = true)"
 
 
+def needs_shared_mixture(cfg: RunConfig) -> str | None:
+    if cfg.rnn.mixture == "shared":
+        return None
+    return "dreams with pi bars and the analyses need the paper's shared mixture (one pi)"
+
+
 def run_evaluate(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
     from mdnworld.control.evaluate import evaluate
 
@@ -205,6 +211,7 @@ STAGES: list[Stage] = [
         "dreams of one M decoded by V: MP4/GIF with live pi bars + raw arrays",
         run_dream,
         dream_done,
+        needs_shared_mixture,
     ),
     Stage(
         "analyze",
@@ -212,6 +219,7 @@ STAGES: list[Stage] = [
         "the paper's three analyses: components-over-time, worlds-events, committed",
         run_analyze,
         analyze_done,
+        needs_shared_mixture,
     ),
     Stage(
         "train-controller",
