@@ -65,10 +65,15 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
         "train_cpu_hours": cpu_seconds / 3600,
         "machines": sorted(cost),
         "real_checks": [
-            {"generation": r["step"], "mean": r["real/mean"], "std": r.get("real/std")}
+            {
+                "generation": r["step"],
+                "dream": r.get("fitness/best"),
+                "mean": r["real/mean"],
+                "std": r.get("real/std"),
+            }
             for r in rows
             if "real/mean" in r
-        ],
+        ],  # fmt: skip
         "real": None
         if scores is None
         else {k: scores[k] for k in ("mean", "std", "episodes", "generation", "controller")},
@@ -78,8 +83,26 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
 def _pm(x: dict | tuple | None) -> str:
     if x is None:
         return "—"
-    mean, std = (x["mean"], x["std"]) if isinstance(x, dict) else x
-    return f"{mean:.0f} ± {std:.0f}"
+    mean, std = (x["mean"], x.get("std")) if isinstance(x, dict) else x
+    return f"{mean:.0f}" if std is None else f"{mean:.0f} ± {std:.0f}"
+
+
+def _checks_table(run: dict[str, Any]) -> list[str]:
+    """The dream-to-reality gap during training: each checked generation's best candidate."""
+    if not run["real_checks"]:
+        return []
+    lines = [
+        "## Dream and reality during training",
+        "",
+        "Every few generations the generation's best candidate played real games.",
+        "",
+        "| generation | its dream survival | its real-game score |",
+        "|---|---|---|",
+    ]
+    for c in run["real_checks"]:
+        dream = "—" if c["dream"] is None else f"{c['dream']:.0f}"
+        lines.append(f"| {c['generation']} | {dream} | {_pm(c)} |")
+    return [*lines, ""]
 
 
 def controller_markdown(runs: list[dict[str, Any]], discussion: str = "") -> str:
@@ -102,6 +125,7 @@ def controller_markdown(runs: list[dict[str, Any]], discussion: str = "") -> str
         "",
         "![fitness](figures/controller_fitness.png)",
         "",
+        *_checks_table(main),
         "## Dream temperature τ",
         "",
         "Dream: the population's mean survival in the last generation. World Models' dream "
