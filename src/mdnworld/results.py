@@ -46,15 +46,14 @@ def _sha256(path: Path) -> str:
 
 
 def checksums(run_dir: Path) -> dict[str, Any]:
-    """sha256 of every episode file (and one over all of them), the latents' manifest and
-    every model file."""
+    """sha256 of every episode file (and one over all of them), V and every M (the
+    controller has its own record: ``mdnworld controller-results``)."""
     episodes = sorted((run_dir / "episodes").glob("ep_*.npz"))
     per_episode = {p.name: _sha256(p) for p in episodes}
     overall = hashlib.sha256("".join(per_episode[k] for k in sorted(per_episode)).encode())
     models = sorted(
         [run_dir / "vae" / "model.safetensors"]
         + list((run_dir / "rnn").glob("model_*/model.safetensors"))
-        + list((run_dir / "controller").glob("*.safetensors"))
     )
     return {
         "episodes": len(episodes),

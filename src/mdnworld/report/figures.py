@@ -68,7 +68,12 @@ def vae_curves(train: Sequence[Mapping], val: Sequence[Mapping], path: Path) -> 
         va = [(r["step"], r[f"val/{key}"]) for r in val if f"val/{key}" in r]
         if tr:
             s, v = zip(*tr, strict=True)
-            ax.plot(s, v, lw=0.8, color="#8c959f", label="train (batches)")
+            ax.plot(s, v, lw=0.6, color="#8c959f", alpha=0.5, label="train (batches)")
+            n = max(1, len(v) // 50)  # a running mean over ~2 % of the run
+            if n > 1:
+                c = np.cumsum(np.insert(np.asarray(v, dtype=float), 0, 0.0))
+                ax.plot(s[n - 1 :], (c[n:] - c[:-n]) / n, lw=1.2, color="#24292f",
+                        label=f"train (mean of {n})")  # fmt: skip
         if va:
             s, v = zip(*va, strict=True)
             ax.plot(s, v, "o-", ms=4, color="#cf222e", label="validation (epoch end)")
