@@ -9,7 +9,10 @@
    dream runs the full ``--steps`` (the worst case; projected to 2100 steps).
 2. The bare-torch floor in the same run: an LSTMCell + MDN head + sampling loop at batch 1024
    with no bookkeeping (one torch generator, no controller, no done head).
-3. Real-game evaluation episodes/s with 1 and 2 worker processes (a fixed random-ish linear
+3. With ``--trained-run DIR`` (a run whose M has a trained done head, e.g. the paper run): one
+   realistic generation (64 x 16 dreams, cap 2100, candidates around zero) with and without
+   dropping ended dreams from the batch (``dream_fitness(compact=...)``); same fitnesses.
+4. Real-game evaluation episodes/s with 1 and 2 worker processes (a fixed random-ish linear
    controller on a small run trained in place: needs RUN_DIR with V and an M with a done head,
    default runs/demo; skipped if missing).
 Prints a table, writes benchmarks/results/controller.json.
@@ -92,12 +95,32 @@ def real_game(run_dir: Path, episodes: int) -> dict:
     return rows
 
 
+def trained_generation(run_dir: Path) -> dict:
+    """Seconds of one generation on a trained M, with and without compaction."""
+    from mdnworld.control.train import dream_inputs
+
+    model, starts = dream_inputs(str(run_dir), 0, "cpu")
+    arch = ControllerArch(model.arch.latent_dim, model.arch.hidden, model.arch.action_dim)
+    params = np.random.default_rng(0).normal(0, 0.1, (POP, arch.n_params))
+    out, fits = {}, []
+    for compact in (0.0, 0.25):
+        t0 = time.perf_counter()
+        fits.append(dream_fitness(model, starts, params, ROLLOUTS, 1.15, CAP, 0.5, seed=0,
+                                  compact=compact))  # fmt: skip
+        out[f"seconds_compact_{compact}"] = time.perf_counter() - t0
+    assert np.array_equal(*fits)
+    out["mean_survival"] = float(fits[0].mean())
+    out["speedup"] = out["seconds_compact_0.0"] / out["seconds_compact_0.25"]
+    return {"run": str(run_dir), **out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--episodes", type=int, default=8)
     ap.add_argument("--run-dir", type=Path, default=Path("runs/demo"))
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--trained-run", type=Path, default=None)
     args = ap.parse_args()
     threads = set_threads(args.threads)
     floor(20), generation(20)  # warm-up
@@ -123,6 +146,13 @@ def main() -> None:
     for key, name in names.items():
         print(f"{name:58s} {result[key + '_seconds_at_2100']:16.1f}")
     print(f"ratio {result['ratio_to_floor']:.2f} (target <= 1.3)")
+    if args.trained_run:
+        t = result["trained_run"] = trained_generation(args.trained_run)
+        print(
+            f"trained M ({args.trained_run}, mean survival {t['mean_survival']:.0f}): one "
+            f"generation {t['seconds_compact_0.0']:.1f} s with every dream to the end, "
+            f"{t['seconds_compact_0.25']:.1f} s dropping ended dreams ({t['speedup']:.2f}x)"
+        )
     has_run = (args.run_dir / "vae" / "model.json").exists() and (args.run_dir / "rnn").exists()
     if has_run:
         result["real_game"] = real_game(args.run_dir, args.episodes)

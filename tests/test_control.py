@@ -87,10 +87,9 @@ def test_dream_env_sampled_death_has_the_head_s_probability() -> None:
         DreamEnv(MDNRNN(MDNRNNArch(latent_dim=Z, hidden=H)), torch.randn(4, Z), n=2)
 
 
-def test_cma_es_learns_to_survive_when_the_action_matters() -> None:
-    """M's death probability rises with the action: CMA-ES in the dream must learn to hold
-    the action low (all-zero parameters: a = 0, p = 0.1 per step, ~10 steps survived)."""
-    m = done_model()
+def action_matters_model(p_death: float = 0.1) -> MDNRNN:
+    """An M whose death probability rises with the action (a = 0: p_death per step)."""
+    m = done_model(p_death)
     with torch.no_grad():  # the LSTM passes the action into h[0]; the done head reads h[0]
         m.lstm.weight_ih_l0.zero_(), m.lstm.weight_hh_l0.zero_()
         m.lstm.bias_ih_l0.zero_(), m.lstm.bias_hh_l0.zero_()
@@ -98,7 +97,14 @@ def test_cma_es_learns_to_survive_when_the_action_matters() -> None:
         m.lstm.bias_ih_l0[3 * H : 4 * H] = 10.0  # output gate open
         m.lstm.weight_ih_l0[2 * H, Z] = 3.0  # cell input of unit 0 = tanh(3 a)
         m.lstm.bias_ih_l0[0:H] = 10.0  # input gate open
-        m.done.weight[0, 0] = 6.0  # death logit = 6 h_0 - 2.2
+        m.done.weight[0, 0] = 6.0  # death logit = 6 h_0 + logit(p_death)
+    return m
+
+
+def test_cma_es_learns_to_survive_when_the_action_matters() -> None:
+    """CMA-ES in the dream must learn to hold the action low (all-zero parameters: a = 0,
+    p = 0.1 per step, ~10 steps survived)."""
+    m = action_matters_model()
     es = CMAES(ControllerArch(Z, H).n_params, sigma0=0.5, popsize=16, seed=0)
     means = []
     for g in range(8):
@@ -107,6 +113,22 @@ def test_cma_es_learns_to_survive_when_the_action_matters() -> None:
         es.tell(X, fit)
         means.append(fit.mean())
     assert means[-1] > 3 * means[0], means
+
+
+def test_dropping_ended_dreams_changes_no_fitness() -> None:
+    """dream_fitness drops ended dreams from the batch as it goes (DreamEnv.keep); every dream
+    keeps its own random streams, so the fitnesses equal those of the full batch exactly."""
+    m = action_matters_model(0.004)  # survival depends on the dream's actions, hence its z, h
+    params = np.random.default_rng(0).normal(0, 0.05, (6, ControllerArch(Z, H).n_params))
+    starts = torch.randn(5, Z)
+    full = dream_fitness(m, starts, params, 4, 1.15, 400, 0.5, seed=3, compact=0.0)
+    assert len(set(full.tolist())) > 3  # the candidates differ
+    for compact in (0.25, 0.9):
+        got = dream_fitness(m, starts, params, 4, 1.15, 400, 0.5, seed=3, compact=compact)
+        np.testing.assert_array_equal(got, full)
+    env = DreamEnv(m, torch.zeros(2, Z), 4, autoreset=True)
+    with pytest.raises(ValueError, match="autoreset=False"):
+        env.keep(torch.tensor([0, 1]))
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,12 @@ class RandomStreams:
         self.n[i] = torch.randn(NOISE_BLOCK, self.N, generator=g)
         self.pos[i] = 0
 
+    def keep(self, idx: Tensor) -> None:
+        """Keep only the streams of rows ``idx`` (1-D), in that order; each goes on as before."""
+        i = idx.cpu()
+        self.u, self.n, self.pos = self.u[i], self.n[i], self.pos[i]
+        self.gens = [self.gens[j] for j in i.tolist()]
+
     def draw(self) -> tuple[Tensor, Tensor]:
         for i in (self.pos == NOISE_BLOCK).nonzero().flatten().tolist():
             self._refill(i)
@@ -127,6 +133,16 @@ class Dreamer:
             s[:, idx] = 0.0
         if seeds is not None:
             self.noise.reseed(idx.tolist(), [stream_seed(s, 0, 0) for s in seeds])
+
+    def keep(self, idx: Tensor) -> None:
+        """Keep only dreams ``idx`` (1-D), in that order; each goes on exactly as before."""
+        idx = idx.to(self.device)
+        self.z = self.z[idx]
+        self.state = tuple(s[:, idx] for s in self.state)
+        self.noise.keep(idx)
+        if isinstance(self.commit, Tensor) and self.commit.ndim > 0:
+            self.commit = self.commit[idx]
+        self.B = len(idx)
 
     @torch.no_grad()
     def teacher_force(self, z_real: Tensor, a_real: Tensor) -> None:
@@ -413,6 +429,19 @@ class DreamEnv:
         self.death.reseed(i.tolist(), [stream_seed(s, 0, 4) for s in seeds])
         self.t[idx] = 0
         self.finished[idx] = False
+
+    def keep(self, idx: Tensor) -> None:
+        """Drop every dream but ``idx`` (1-D), in that order, so that finished dreams stop
+        costing compute; each kept dream goes on exactly as before. Only without autoreset
+        (a restarted dream's seed comes from its row)."""
+        if self.autoreset:
+            raise ValueError("DreamEnv.keep() needs autoreset=False")
+        self.dreamer.keep(idx)
+        self.death.keep(idx)
+        idx = idx.to(self.device)
+        self.t, self.finished = self.t[idx], self.finished[idx]
+        self.episodes = self.episodes[idx.cpu()]
+        self.n = len(idx)
 
     def reset(self) -> tuple[Tensor, Tensor]:
         """Start every dream anew; returns the observation."""

@@ -143,10 +143,14 @@ def dream_fitness(
     done_threshold: float,
     seed: int,
     done: str = "sample",
+    compact: float = 0.25,
 ) -> np.ndarray:
     """Mean dream survival (steps) of each candidate: params (P, n) -> (P,) float64.
 
-    All P x rollouts dreams run as one DreamEnv batch until each has ended once."""
+    All P x rollouts dreams run as one DreamEnv batch until each has ended once. Once a
+    ``compact`` share of the batch has ended, the ended dreams are dropped (DreamEnv.keep),
+    so a generation costs about the steps its dreams survive, not the longest dream's steps
+    times the batch."""
     P = len(params)
     env = DreamEnv(model, start_z, P * rollouts, tau, max_steps, done_threshold, seed, False, done)
     arch = ControllerArch(model.arch.latent_dim, model.arch.hidden, model.arch.action_dim)
@@ -154,9 +158,16 @@ def dream_fitness(
     policy = PopulationController(torch.as_tensor(params, device=env.device), owner, arch)
     z, h = env.reset()
     survived = torch.zeros(P * rollouts, device=env.device)
+    rows = torch.arange(P * rollouts, device=env.device)  # row -> dream
     while not env.finished.all():
         (z, h), reward, _, _ = env.step(policy(z, h))
-        survived += reward
+        survived[rows] += reward
+        if compact > 0 and env.finished.sum() >= compact * env.n:
+            alive = (~env.finished).nonzero().flatten()
+            env.keep(alive)
+            policy.keep(alive)
+            rows = rows[alive]
+            z, h = env.obs
     return survived.view(P, rollouts).mean(1).double().cpu().numpy()
 
 

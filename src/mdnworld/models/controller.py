@@ -72,6 +72,10 @@ class PopulationController:
         W, b = split_params(params.float(), arch)
         self.W, self.b = W[owner], b[owner]  # (B, A, Z + H), (B, A)
 
+    def keep(self, idx: Tensor) -> None:
+        """Keep the policies of dreams ``idx`` only (as DreamEnv.keep)."""
+        self.W, self.b = self.W[idx], self.b[idx]
+
     def __call__(self, z: Tensor, h: Tensor) -> Tensor:
         """z (B, Z), h (B, H) -> a (B, A)."""
         x = torch.cat([z, h], dim=-1).unsqueeze(-1)  # (B, Z + H, 1)
