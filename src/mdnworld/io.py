@@ -7,6 +7,7 @@ leaves a half-written file under the final name.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -97,3 +98,12 @@ def remove_stale_temps(folder: str | os.PathLike) -> int:
             p.unlink()
             n += 1
     return n
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mdnworld.analysis.run import committed_table
-from mdnworld.io import atomic_open, atomic_write_json, read_json
+from mdnworld.io import atomic_open, atomic_write_json, read_json, sha256_file
 from mdnworld.stage_log import stage_totals
 from mdnworld.train.common import read_log
 
@@ -37,19 +37,11 @@ COPY = (  # (from RUN_DIR, to OUT)
 WORLD_MODELS_RANDOM = (210, 108)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def checksums(run_dir: Path) -> dict[str, Any]:
     """sha256 of every episode file (and one over all of them), V and every M (the
     controller has its own record: ``mdnworld controller-results``)."""
     episodes = sorted((run_dir / "episodes").glob("ep_*.npz"))
-    per_episode = {p.name: _sha256(p) for p in episodes}
+    per_episode = {p.name: sha256_file(p) for p in episodes}
     overall = hashlib.sha256("".join(per_episode[k] for k in sorted(per_episode)).encode())
     models = sorted(
         [run_dir / "vae" / "model.safetensors"]
@@ -59,7 +51,7 @@ def checksums(run_dir: Path) -> dict[str, Any]:
         "episodes": len(episodes),
         "episodes_sha256": overall.hexdigest(),
         "episode_files": per_episode,
-        "models": {str(p.relative_to(run_dir)): _sha256(p) for p in models if p.exists()},
+        "models": {str(p.relative_to(run_dir)): sha256_file(p) for p in models if p.exists()},
     }
 
 

@@ -14,7 +14,6 @@ default DIR is ``results/paper/models`` of this repository.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -23,16 +22,12 @@ from typing import Any
 import torch
 
 from mdnworld.dreams import STARTS_FILE, StartBank
-from mdnworld.io import atomic_write_json, read_json
+from mdnworld.io import atomic_write_json, read_json, sha256_file
 from mdnworld.train.common import CheckpointError, load_weights, save_weights
 
 FORMAT = "mdnworld.shipped/1"
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "results" / "paper" / "models"
 START_STEPS = (0, 150)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _convert(src: Path, dst: Path, dtype: torch.dtype, extra: dict[str, Any]) -> None:
@@ -49,18 +44,19 @@ def export_models(
     run_dir, out = Path(run_dir), Path(out)
     dtype = torch.float16 if fp16 else torch.float32
     vae_src = run_dir / "vae" / "model.safetensors"
-    _convert(vae_src, out / "vae.safetensors", dtype, {"source_sha256": _sha256(vae_src)})
+    _convert(vae_src, out / "vae.safetensors", dtype, {"source_sha256": sha256_file(vae_src)})
     models = sorted((run_dir / "rnn").glob("model_*/model.safetensors"))
     if not models:
         raise FileNotFoundError(f"{run_dir / 'rnn'}: no finished M to export")
     for src in models:
         name = src.parent.name  # model_<i>
-        _convert(src, out / "rnn" / f"{name}.safetensors", dtype, {"source_sha256": _sha256(src)})
+        extra = {"source_sha256": sha256_file(src)}
+        _convert(src, out / "rnn" / f"{name}.safetensors", dtype, extra)
     shutil.copyfile(run_dir / "rnn" / "split.json", out / "split.json")
     StartBank.from_run(run_dir).save_rows(out / STARTS_FILE, START_STEPS)
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "MANIFEST.json")
     data = {
-        name: _sha256(run_dir / name)
+        name: sha256_file(run_dir / name)
         for name in ("episodes/manifest.json", "latents/manifest.json")
         if (run_dir / name).exists()
     }
@@ -68,7 +64,7 @@ def export_models(
         "format": FORMAT,
         "dtype": str(dtype).removeprefix("torch."),
         "models": [p.parent.name for p in models],
-        "files": {str(p.relative_to(out)): _sha256(p) for p in files},
+        "files": {str(p.relative_to(out)): sha256_file(p) for p in files},
         "data_sha256": data,
     }
     atomic_write_json(out / "MANIFEST.json", manifest)
@@ -89,7 +85,7 @@ def init_from_shipped(
         raise CheckpointError(f"{man_path}: format {manifest.get('format')!r}, expected {FORMAT}")
     for rel, sha in manifest["files"].items():
         path = models_dir / rel
-        if not path.exists() or _sha256(path) != sha:
+        if not path.exists() or sha256_file(path) != sha:
             raise CheckpointError(f"{path}: missing or its checksum differs from {man_path.name}")
     for existing in (run_dir / "vae" / "model.json", run_dir / "rnn"):
         if existing.exists():

@@ -11,14 +11,13 @@ table, beside World Models' own sweep. Reads only files the stages wrote:
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mdnworld.io import atomic_open, atomic_write_json, read_json
+from mdnworld.io import atomic_open, atomic_write_json, read_json, sha256_file
 from mdnworld.stage_log import stage_totals
 from mdnworld.train.common import read_log
 
@@ -172,7 +171,7 @@ def collect_controller_results(
     for name in ("controller.safetensors", "controller.json"):
         dst = out / "controller" / name
         shutil.copyfile(runs[0] / "controller" / name, dst)
-        sums[f"controller/{name}"] = hashlib.sha256(dst.read_bytes()).hexdigest()
+        sums[f"controller/{name}"] = sha256_file(dst)
     atomic_write_json(out / "checksums.json", sums)
     figures.controller_fitness(
         read_log(runs[0] / "controller" / "log.jsonl"), out / "figures" / "controller_fitness.png"
