@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -154,6 +155,7 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     assert main(["controller-results", str(run), str(ctl)]) == 0
     summary = json.loads((ctl / "runs.json").read_text())[0]
     assert summary["generations"] == 2 and summary["real"]["episodes"] == 2
+    assert summary["train_cpu_hours"] == pytest.approx(summary["train_hours"] * os.cpu_count())
     assert "1092 ± 556" in (ctl / "RESULTS.md").read_text()
     assert (ctl / "controller" / "controller.safetensors").exists()
     # one analysis alone, through its subcommand

@@ -44,6 +44,9 @@ def test_runs_side_by_side_count_once_and_name_their_machine(tmp_path: Path) -> 
     assert t["seconds"] == 250.0 and t["runs"] == 6 and t["peak_rss_mb"] == 14.0
     gpu, cpu = t["by_machine"]["16 CPUs, GPU X"], t["by_machine"]["2 CPUs"]
     assert (gpu["seconds"], gpu["runs"], cpu["seconds"], cpu["runs"]) == (200.0, 5, 50.0, 1)
+    assert (gpu["cpus"], cpu["cpus"]) == (16, 2)  # records older than the cpus field
     with measure_stage(tmp_path, "work"):
         pass
-    assert list(stage_totals(tmp_path)["work"]["by_machine"]) == [f"{os.cpu_count()} CPUs"]
+    work = stage_totals(tmp_path)["work"]["by_machine"]
+    assert list(work) == [f"{os.cpu_count()} CPUs"]
+    assert work[f"{os.cpu_count()} CPUs"]["cpus"] == os.cpu_count()

@@ -4,8 +4,8 @@ One JSON line per run of a stage (a resumed stage gets one line per run): ``stag
 ``started`` (UTC ISO time), ``seconds``, ``peak_rss_mb`` (the largest resident memory of this
 process plus all its descendants, e.g. generate's workers and their games, sampled every 0.5 s)
 ``finished`` (False if the stage raised or was interrupted with Ctrl-C; a SIGKILL leaves no
-line) and ``machine`` (CPU count, and the GPU when the stage used CUDA). ``stage_totals`` sums
-them per stage, for RESULTS tables.
+line), ``machine`` (CPU count, and the GPU when the stage used CUDA) and ``cpus``.
+``stage_totals`` sums them per stage, for RESULTS tables.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def measure_stage(run_dir: Path, stage: str) -> Iterator[dict[str, Any]]:
         record["seconds"] = round(time.monotonic() - t0, 1)
         record["peak_rss_mb"] = round(peak[0] / 2**20, 1)
         record["machine"] = machine()
+        record["cpus"] = os.cpu_count()
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         with open(Path(run_dir) / STAGE_LOG, "a") as f:  # append-only log: one line per run
             f.write(json.dumps(record) + "\n")
@@ -109,10 +110,19 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _cpus(record: dict[str, Any]) -> int | None:
+    """The CPU count of a record; records older than the field have it in ``machine``."""
+    if "cpus" in record:
+        return record["cpus"]
+    head = record.get("machine", "?").split()[0]
+    return int(head) if head.isdigit() else None
+
+
 def stage_totals(run_dir: Path) -> dict[str, dict[str, Any]]:
     """Per stage: wall seconds over all its runs (runs that overlapped, such as models trained
     side by side, count once), the largest peak RSS, runs, finished (its last run), and the
-    same per machine under ``by_machine`` ("?" for records older than the field)."""
+    same per machine under ``by_machine`` ("?" for records older than the field), each with
+    its ``cpus`` (None if unknown)."""
     path = Path(run_dir) / STAGE_LOG
     records: dict[str, list[dict[str, Any]]] = {}
     if path.exists():
@@ -129,6 +139,8 @@ def stage_totals(run_dir: Path) -> dict[str, dict[str, Any]]:
             machines.setdefault(r.get("machine", "?"), []).append(r)
         totals[stage] = {
             **_summarise(runs),
-            "by_machine": {m: _summarise(rs) for m, rs in machines.items()},
+            "by_machine": {
+                m: {**_summarise(rs), "cpus": _cpus(rs[-1])} for m, rs in machines.items()
+            },
         }
     return totals

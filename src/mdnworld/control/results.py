@@ -50,7 +50,7 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
     scores_path = run_dir / "evaluate" / "scores.json"
     scores = read_json(scores_path) if scores_path.exists() else None
     cost = stage_totals(run_dir).get("train-controller", {}).get("by_machine", {})
-    cpu_seconds = sum(t["seconds"] * int(m.split()[0]) for m, t in cost.items() if m[0].isdigit())
+    cpu_seconds = sum(t["seconds"] * t["cpus"] for t in cost.values() if t["cpus"])
     return {
         "run": run_dir.name,
         "tau": meta["config"]["tau"],
