@@ -151,12 +151,28 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     assert json.loads((out / "checksums.json").read_text())["episodes"] == 3
     assert (out / "figures" / "rnn_nll.png").stat().st_size > 0
     # the controller's record: its real-game scores beside the published ones, its weights
-    ctl = tmp_path / "controller_results"
-    assert main(["controller-results", str(run), str(ctl)]) == 0
-    summary = json.loads((ctl / "runs.json").read_text())[0]
+    # beside untrained policies played on the same real-game seeds
+    ctl, bench = tmp_path / "controller_results", Path(__file__).parents[1] / "benchmarks"
+    for n in (2, 3):
+        played = subprocess.run(
+            [sys.executable, str(bench / "real_baselines.py"), "--episodes", str(n),
+             "--workers", "1", "--out", str(tmp_path / f"baselines{n}.json")],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert played.returncode == 0, played.stderr
+    assert main(["controller-results", str(run), str(ctl), "--baselines",
+                 str(tmp_path / "baselines3.json")]) == 2  # fmt: skip
+    assert not ctl.exists()  # the seeds differ from the evaluation's: nothing written
+    assert main(["controller-results", str(run), str(ctl), "--baselines",
+                 str(tmp_path / "baselines2.json")]) == 0  # fmt: skip
+    record = json.loads((ctl / "runs.json").read_text())
+    summary = record["runs"][0]
     assert summary["generations"] == 2 and summary["real"]["episodes"] == 2
     assert summary["train_cpu_hours"] == pytest.approx(summary["train_hours"] * os.cpu_count())
+    assert [b["policy"] for b in record["baselines"]][0].startswith("uniform random")
+    assert all(0 <= b["p"] <= 1 and b["episodes"] == 2 for b in record["baselines"])
     assert "1092 ± 556" in (ctl / "RESULTS.md").read_text()
+    assert "stand still: our game, same seeds" in (ctl / "RESULTS.md").read_text()
     assert (ctl / "controller" / "controller.safetensors").exists()
     # one analysis alone, through its subcommand
     one = subprocess.run(

@@ -112,3 +112,11 @@ def test_random_policy_repeats() -> None:
     assert np.all(blocks == blocks[:, :1])  # constant within each block of `repeat` steps
     repeats = {RandomRepeatPolicy(seed=s).repeat for s in range(300)}
     assert repeats == set(range(1, 11))
+
+
+def test_random_policy_fixed_repeat() -> None:
+    """repeat=1: a new uniform action at every step (the anchor's "uniformly random policy")."""
+    p = RandomRepeatPolicy(seed=5, repeat=1)
+    acts = np.array([p()[0] for _ in range(200)])
+    assert p.repeat == 1 and len(np.unique(acts)) == 200
+    assert -1 <= acts.min() < -0.9 and 0.9 < acts.max() <= 1

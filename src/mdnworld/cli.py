@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR")
     s.add_argument("out", type=Path, help="e.g. results/controller")
     s.add_argument("--discussion", type=Path, default=None, help="markdown appended to RESULTS.md")
+    s.add_argument(
+        "--baselines",
+        type=Path,
+        default=None,
+        help="benchmarks/results/real_baselines.json: untrained policies on the same seeds",
+    )
 
     text = "write RUN_DIR/report/index.html: one page with every stage's results"
     s = sub.add_parser("report", help=text, description=text)
@@ -170,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "controller-results":
             from mdnworld.control.results import collect_controller_results
 
-            collect_controller_results(args.runs, args.out, args.discussion)
+            collect_controller_results(args.runs, args.out, args.discussion, args.baselines)
             return 0
         if args.command in ("export-models", "from-shipped"):
             from mdnworld import shipped

@@ -6,7 +6,8 @@ controller weights are copied to ``OUT/controller/``. Every run (one per dream t
 e.g. run directories that share V and M and differ in ``controller.tau``) adds a row to the τ
 table, beside World Models' own sweep. Reads only files the stages wrote:
 ``controller/controller.json``, ``controller/log.jsonl``, ``evaluate/scores.json`` and
-``stages.jsonl``.
+``stages.jsonl``; and, with ``baselines``, ``benchmarks/real_baselines.py``'s JSON: untrained
+policies on the same game seeds, each compared with the controller (Mann–Whitney U).
 """
 
 from __future__ import annotations
@@ -75,8 +76,37 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
         ],  # fmt: skip
         "real": None
         if scores is None
-        else {k: scores[k] for k in ("mean", "std", "episodes", "generation", "controller")},
+        else {
+            **{k: scores[k] for k in ("mean", "std", "episodes", "generation", "controller")},
+            "seeds": [e["seed"] for e in scores["per_episode"]],
+            "scores": [e["score"] for e in scores["per_episode"]],
+        },
     }
+
+
+def compare_baselines(real: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+    """Each untrained policy of ``path`` (benchmarks/real_baselines.py) with the two-sided
+    Mann–Whitney p of the controller's real scores against its scores. The episodes must be
+    the same game seeds as the controller's evaluation."""
+    from scipy.stats import mannwhitneyu
+
+    data = read_json(path)
+    seeds = list(range(data["seeds"][0], data["seeds"][1] + 1))
+    if seeds != real["seeds"]:
+        raise ValueError(
+            f"{path}: seeds {seeds[0]}..{seeds[-1]} are not the controller's evaluation "
+            f"seeds {real['seeds'][0]}..{real['seeds'][-1]}; rerun it with --episodes "
+            f"{len(real['seeds'])}"
+        )
+    rows = []
+    for r in data["rows"]:
+        if len(r["scores"]) != len(seeds):
+            raise ValueError(
+                f"{path}: {r['policy']!r} has {len(r['scores'])} scores, not {len(seeds)}"
+            )
+        p = float(mannwhitneyu(real["scores"], r["scores"]).pvalue)
+        rows.append({**{k: r[k] for k in ("policy", "mean", "std", "episodes")}, "p": p})
+    return rows
 
 
 def _pm(x: dict | tuple | None) -> str:
@@ -104,7 +134,9 @@ def _checks_table(run: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def controller_markdown(runs: list[dict[str, Any]], discussion: str = "") -> str:
+def controller_markdown(
+    runs: list[dict[str, Any]], discussion: str = "", baselines: list[dict[str, Any]] = ()
+) -> str:
     main = runs[0]
     real = main["real"]
     lines = [
@@ -115,12 +147,16 @@ def controller_markdown(runs: list[dict[str, Any]], discussion: str = "") -> str
         f"{main['generations']} of {main['planned_generations']} generations), then played in "
         "the real game.",
         "",
-        "| controller | real-game score (mean ± std) | episodes |",
-        "|---|---|---|",
+        "| controller | real-game score (mean ± std) | episodes | ours vs it (Mann–Whitney p) |",
+        "|---|---|---|---|",
         f"| **ours** ({main['run']}, τ {main['tau']}) | **{_pm(real)}** | "
-        f"{real['episodes'] if real else '—'} |",
-        *[f"| {name} | {m} ± {s} | 100 |" for name, m, s in PUBLISHED],
-        f'| "solved" | ≥ {SOLVED} | 100 |',
+        f"{real['episodes'] if real else '—'} | |",
+        *[
+            f"| {b['policy']}: our game, same seeds | {_pm(b)} | {b['episodes']} | {b['p']:.2g} |"
+            for b in baselines
+        ],  # fmt: skip
+        *[f"| {name} | {m} ± {s} | 100 | |" for name, m, s in PUBLISHED],
+        f'| "solved" | ≥ {SOLVED} | 100 | |',
         "",
         "![fitness](figures/controller_fitness.png)",
         "",
@@ -160,12 +196,19 @@ def controller_markdown(runs: list[dict[str, Any]], discussion: str = "") -> str
 
 
 def collect_controller_results(
-    runs: list[Path], out: Path, discussion: Path | None = None, log: Callable[[str], None] = print
+    runs: list[Path],
+    out: Path,
+    discussion: Path | None = None,
+    baselines: Path | None = None,
+    log: Callable[[str], None] = print,
 ) -> Path:
     from mdnworld.report import figures
 
     runs, out = [Path(r) for r in runs], Path(out)
     summaries = [summarise_run(r) for r in runs]
+    if baselines is not None and summaries[0]["real"] is None:
+        raise ValueError(f"{runs[0]}: no evaluate/scores.json to compare the baselines with")
+    compared = compare_baselines(summaries[0]["real"], baselines) if baselines else []
     (out / "controller").mkdir(parents=True, exist_ok=True)
     sums = {}
     for name in ("controller.safetensors", "controller.json"):
@@ -176,9 +219,11 @@ def collect_controller_results(
     figures.controller_fitness(
         read_log(runs[0] / "controller" / "log.jsonl"), out / "figures" / "controller_fitness.png"
     )
-    atomic_write_json(out / "runs.json", summaries)
+    atomic_write_json(out / "runs.json", {"runs": summaries, "baselines": compared})
     path = out / "RESULTS.md"
     with atomic_open(path, "w") as f:
-        f.write(controller_markdown(summaries, discussion.read_text() if discussion else ""))
+        f.write(
+            controller_markdown(summaries, discussion.read_text() if discussion else "", compared)
+        )
     log(f"controller-results: {path}")
     return path

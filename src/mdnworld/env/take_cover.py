@@ -124,11 +124,12 @@ class TakeCoverEnv(gym.Env):
 
 class RandomRepeatPolicy:
     """SPEC §2 random policy: ``repeat ~ randint(1, 10)`` (inclusive) once per episode; at
-    every step t with ``t % repeat == 0`` draw a new ``a ~ U(-1, 1)``, else keep the last one."""
+    every step t with ``t % repeat == 0`` draw a new ``a ~ U(-1, 1)``, else keep the last one.
+    A given ``repeat`` fixes it (``repeat=1``: a new uniform action every step)."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, repeat: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
-        self.repeat = int(self.rng.integers(1, 11))
+        self.repeat = int(self.rng.integers(1, 11)) if repeat is None else repeat
         self.t = 0
         self.a = 0.0
 
