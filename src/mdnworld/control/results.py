@@ -50,8 +50,11 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
     seconds = [r["seconds"] for r in gens if "seconds" in r]
     scores_path = run_dir / "evaluate" / "scores.json"
     scores = read_json(scores_path) if scores_path.exists() else None
-    cost = stage_totals(run_dir).get("train-controller", {}).get("by_machine", {})
-    cpu_seconds = sum(t["seconds"] * t["cpus"] for t in cost.values() if t["cpus"])
+    # time from the log, which keeps every generation even of runs killed without a trace in
+    # stages.jsonl: dream generations + real-game checks (timed since the field was added)
+    train_seconds = sum(seconds) + sum(r.get("real/seconds", 0.0) for r in gens)
+    machines = stage_totals(run_dir).get("train-controller", {}).get("by_machine", {})
+    cpus = {t["cpus"] for t in machines.values()}
     return {
         "run": run_dir.name,
         "tau": meta["config"]["tau"],
@@ -61,9 +64,11 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
         "planned_generations": meta["config"]["generations"],
         "dream_last": {k: gens[-1][f"fitness/{k}"] for k in ("mean", "best", "worst")},
         "seconds_per_generation": statistics.median(seconds) if seconds else None,
-        "train_hours": sum(t["seconds"] for t in cost.values()) / 3600,
-        "train_cpu_hours": cpu_seconds / 3600,
-        "machines": sorted(cost),
+        "train_hours": train_seconds / 3600,
+        "train_cpu_hours": train_seconds * cpus.pop() / 3600
+        if len(cpus) == 1 and None not in cpus
+        else None,
+        "machines": sorted(machines),
         "real_checks": [
             {
                 "generation": r["step"],
@@ -180,14 +185,18 @@ def controller_markdown(
         "",
         "## Cost",
         "",
-        "| run | τ | seconds per generation (median) | training wall time | CPU hours | machine |",
+        "Training time is the sum of the generations' times in `controller/log.jsonl` (dream "
+        "rollouts and CMA-ES, plus the real-game checks where the log times them); CPU hours = "
+        "that × the machine's cores. World Models: about 84 s per generation on 64 CPU cores.",
+        "",
+        "| run | τ | seconds per generation (median) | training time | CPU hours | machine |",
         "|---|---|---|---|---|---|",
     ]
     for r in runs:
-        spg = r["seconds_per_generation"]
+        spg, cpu_h = r["seconds_per_generation"], r["train_cpu_hours"]
         lines.append(
             f"| {r['run']} | {r['tau']} | {spg:.1f} | {r['train_hours']:.2f} h | "
-            f"{r['train_cpu_hours']:.1f} | {'; '.join(r['machines']) or '?'} |"
+            f"{'—' if cpu_h is None else f'{cpu_h:.1f}'} | {'; '.join(r['machines']) or '?'} |"
         )
     lines += ["", "Weights: `controller/` (safetensors + JSON, checksums in `checksums.json`).", ""]
     if discussion:
@@ -217,7 +226,9 @@ def collect_controller_results(
         sums[f"controller/{name}"] = sha256_file(dst)
     atomic_write_json(out / "checksums.json", sums)
     figures.controller_fitness(
-        read_log(runs[0] / "controller" / "log.jsonl"), out / "figures" / "controller_fitness.png"
+        read_log(runs[0] / "controller" / "log.jsonl"),
+        out / "figures" / "controller_fitness.png",
+        {b["policy"]: b["mean"] for b in compared},
     )
     atomic_write_json(out / "runs.json", {"runs": summaries, "baselines": compared})
     path = out / "RESULTS.md"

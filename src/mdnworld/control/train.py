@@ -338,9 +338,11 @@ def train_controller(
             msg = (f"gen {g}: dream survival mean {fit.mean():.0f} best {fit.max():.0f} "
                    f"worst {fit.min():.0f} ({row['seconds']:.1f} s)")  # fmt: skip
             if cfg.eval_every and g % cfg.eval_every == 0:  # the generation's best, for real
+                t_real = time.perf_counter()
                 scores = real_scores(run_dir, cfg.model_index, X[int(fit.argmax())], eval_seeds,
                                      cfg.max_steps, executor, cfg.workers or 2)  # fmt: skip
-                row.update({"real/mean": float(np.mean(scores)), "real/std": float(np.std(scores))})
+                row.update({"real/mean": float(np.mean(scores)), "real/std": float(np.std(scores)),
+                            "real/seconds": time.perf_counter() - t_real})  # fmt: skip
                 msg += (f"; its best candidate: dream {fit.max():.0f}, real game "
                         f"{np.mean(scores):.0f} ± {np.std(scores):.0f}")  # fmt: skip
             logger.log(g, **row)

@@ -193,10 +193,13 @@ def rnn_usage(usage: Mapping[int, Sequence[float]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def controller_fitness(rows: Sequence[Mapping], path: Path) -> Path:
+def controller_fitness(
+    rows: Sequence[Mapping], path: Path, references: Mapping[str, float] | None = None
+) -> Path:
     """Dream fitness (mean, best-worst band) per generation and, on the same axis (both are
     steps survived), the real-game score of the generation's best candidate where it was
-    played: the gap between the two is the dream-to-reality gap."""
+    played: the gap between the two is the dream-to-reality gap. ``references``: name ->
+    real-game score, drawn as dashed lines (e.g. untrained policies)."""
     fig, (ax,) = _figure(7, 3.2)
     g = [r["step"] for r in rows]
     mean = [r.get("fitness/mean") for r in rows]
@@ -216,6 +219,9 @@ def controller_fitness(rows: Sequence[Mapping], path: Path) -> Path:
             color="#cf222e",
             label="real game: best candidate, mean ± std",
         )
+    colours = ("#0969da", "#8250df", "#bf8700", "#1a7f37")
+    for i, (name, score) in enumerate((references or {}).items()):
+        ax.axhline(score, ls="--", lw=1, color=colours[i % 4], label=f"real game: {name}")
     ax.set_xlabel("generation", fontsize=9)
     _integer_x(ax)
     ax.set_ylabel("steps survived", fontsize=9)
