@@ -1,20 +1,19 @@
 """How dangerous is M's dream compared with the real game? Fixed policies in both, and the done
 head's calibration on real held-out episodes.
 
-    python benchmarks/dream_gap.py RUN_DIR [--model 0] [--episodes 16] [--rollouts 64]
+    python benchmarks/dream_gap.py RUN_DIR [--model 0] [--episodes 16] [--rollouts 64] [--out F]
 
 Policies: stand still (a = 0) and always right (a = tanh(3)). Each survives ``--rollouts`` dreams
 at τ 1.0 and 1.15 (the controller's DreamEnv, starts = first frames of training episodes) and
 ``--episodes`` real games (seeds 2,000,000 + i). Then M reads held-out real episodes (teacher
 forcing): mean predicted death probability per step against the true rate, and the prediction
 one step before death. A dream much safer than the game lets a controller score in the dream
-without learning to dodge. Prints a table, writes benchmarks/results/dream_gap.json.
+without learning to dodge. Prints a table, writes --out (default benchmarks/results/dream_gap.json).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ import torch
 
 from mdnworld.control.realgame import play_job
 from mdnworld.control.train import dream_fitness, dream_inputs
-from mdnworld.io import read_json
+from mdnworld.io import atomic_write_json, read_json
 from mdnworld.models.controller import ControllerArch
 from mdnworld.train.encode import load_latents
 from mdnworld.train.rnn import load_mdnrnn
@@ -62,6 +61,7 @@ def main() -> None:
     ap.add_argument("--model", type=int, default=0)
     ap.add_argument("--episodes", type=int, default=16)
     ap.add_argument("--rollouts", type=int, default=64)
+    ap.add_argument("--out", type=Path, default=RESULTS, help=f"default: {RESULTS}")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, starts = dream_inputs(str(args.run), args.model, "cpu")
@@ -89,10 +89,10 @@ def main() -> None:
         f"{calib['mean_predicted']:.4f} per step (true {calib['true_rate']:.4f}); "
         f"median {calib['median_step_before_death']:.3f} one step before death"
     )
-    RESULTS.parent.mkdir(exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     out = {"run": str(args.run), "model": args.model, "policies": rows, "done_head": calib}
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    atomic_write_json(args.out, out)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
