@@ -13,7 +13,6 @@ controller-results --baselines`` puts its rows beside the controller's score).
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import time
 from pathlib import Path
@@ -23,8 +22,8 @@ import numpy as np
 
 from mdnworld.config import EvaluateConfig
 from mdnworld.control.executors import LocalExecutor
-from mdnworld.control.realgame import seed_jobs
-from mdnworld.env.take_cover import RandomRepeatPolicy, TakeCoverEnv
+from mdnworld.control.realgame import cached_env, seed_jobs
+from mdnworld.env.take_cover import RandomRepeatPolicy
 from mdnworld.io import atomic_write_json
 
 RESULTS = Path(__file__).parent / "results" / "real_baselines.json"
@@ -35,15 +34,10 @@ POLICIES = {  # name -> repeat of RandomRepeatPolicy (None: drawn per episode, S
 }
 
 
-@functools.lru_cache(maxsize=1)
-def _env(max_steps: int) -> TakeCoverEnv:
-    return TakeCoverEnv(max_steps=max_steps)
-
-
 def play(job: dict[str, Any]) -> list[int]:
     """Executor job {"repeat", "seeds", "max_steps"} -> steps survived per seed; repeat 0
     stands still, None draws it per episode (SPEC §2)."""
-    env = _env(job["max_steps"])
+    env = cached_env(int(job["max_steps"]))
     scores = []
     for seed in map(int, job["seeds"]):
         policy = RandomRepeatPolicy(seed, job["repeat"]) if job["repeat"] != 0 else None

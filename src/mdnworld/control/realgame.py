@@ -74,7 +74,8 @@ def load_models(run_dir: str, model_index: int) -> tuple[VAE, MDNRNN]:
 
 
 @functools.lru_cache(maxsize=1)
-def _env(max_steps: int) -> TakeCoverEnv:
+def cached_env(max_steps: int) -> TakeCoverEnv:
+    """One real game per (worker) process, kept between jobs."""
     return TakeCoverEnv(max_steps=max_steps)
 
 
@@ -85,7 +86,7 @@ def play_job(job: dict[str, Any]) -> list[dict[str, Any]]:
     torch.set_num_threads(1)
     vae, mdnrnn = load_models(str(job["run_dir"]), int(job["model_index"]))
     agent = Agent(vae, mdnrnn, controller_for(mdnrnn, job["params"]))
-    env = _env(int(job["max_steps"]))
+    env = cached_env(int(job["max_steps"]))
     results = []
     for seed in job["seeds"]:
         score, frames, recons = agent.play(env, int(seed), bool(job.get("record", False)))
