@@ -55,6 +55,8 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
     train_seconds = sum(seconds) + sum(r.get("real/seconds", 0.0) for r in gens)
     machines = stage_totals(run_dir).get("train-controller", {}).get("by_machine", {})
     cpus = {t["cpus"] for t in machines.values()}
+    one_machine = len(cpus) == 1 and None not in cpus  # else CPU hours are not one number
+    cpu_hours = train_seconds * next(iter(cpus)) / 3600 if one_machine else None
     return {
         "run": run_dir.name,
         "tau": meta["config"]["tau"],
@@ -65,9 +67,7 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
         "dream_last": {k: gens[-1][f"fitness/{k}"] for k in ("mean", "best", "worst")},
         "seconds_per_generation": statistics.median(seconds) if seconds else None,
         "train_hours": train_seconds / 3600,
-        "train_cpu_hours": train_seconds * cpus.pop() / 3600
-        if len(cpus) == 1 and None not in cpus
-        else None,
+        "train_cpu_hours": cpu_hours,
         "machines": sorted(machines),
         "real_checks": [
             {
