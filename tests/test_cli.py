@@ -169,6 +169,7 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     summary = record["runs"][0]
     assert summary["generations"] == 2 and summary["real"]["episodes"] == 2
     assert summary["train_cpu_hours"] == pytest.approx(summary["train_hours"] * os.cpu_count())
+    assert [c["machine"] for c in summary["cost"]] == [f"{os.cpu_count()} CPUs"]  # per row
     assert [b["policy"] for b in record["baselines"]][0].startswith("uniform random")
     assert all(0 <= b["p"] <= 1 and b["episodes"] == 2 for b in record["baselines"])
     assert "1092 ± 556" in (ctl / "RESULTS.md").read_text()

@@ -3,6 +3,7 @@ game evaluation and the executors (local processes and a real local Ray)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -171,6 +172,57 @@ def test_cma_es_resume_gives_the_same_next_generation(controller_run: Path, tmp_
         train_controller(runs["stopped"], _cfg(popsize=8, generations=5), **QUIET)
 
 
+def _rewrite_state(path: Path, drop: tuple[str, ...] = (), **meta_changes) -> None:
+    """Edit a saved CMA-ES state as another machine or an older version would have left it."""
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files if k not in drop}
+    meta = {**json.loads(str(arrays.pop("meta"))), **meta_changes}
+    np.savez(path, **arrays, meta=np.array(json.dumps(meta)))
+
+
+def test_cma_es_moved_to_another_machine_restarts_at_its_mean(
+    controller_run: Path, tmp_path: Path
+) -> None:
+    """Where the replay differs (another numpy or CPU: here, faked by changing the saved
+    checksums), resume restarts CMA-ES at the saved mean and σ, keeps the history, records the
+    restart point, and from then on resumes exactly again."""
+    runs = {}
+    for name in ("moved", "moved_stopped"):
+        runs[name] = tmp_path / name
+        for sub in ("vae", "latents", "rnn"):
+            shutil.copytree(controller_run / sub, runs[name] / sub)
+        train_controller(runs[name], _cfg(generations=2), **QUIET)
+    state = runs["moved"] / "controller" / "cmaes_state.npz"
+    with np.load(state, allow_pickle=False) as f:
+        saved_mean, meta, n = f["mean"], json.loads(str(f["meta"])), f["best_params"].shape
+    assert meta["format"] == "mdnworld.cmaes/2" and saved_mean.shape == n
+    for r in runs.values():
+        _rewrite_state(r / "controller" / "cmaes_state.npz",
+                       mean_checks=[c + 1.0 for c in meta["mean_checks"]])  # fmt: skip
+    lines: list[str] = []
+    train_controller(runs["moved"], _cfg(), log=lines.append)
+    assert any("restarting it at generation 2's mean" in line for line in lines)
+    with np.load(state, allow_pickle=False) as f:
+        assert f["fitness"].shape == (4, 6)
+        np.testing.assert_array_equal(f["restart_mean"], saved_mean)
+        assert json.loads(str(f["meta"]))["restart"] == {"generation": 2, "sigma": meta["sigma"]}
+    # a stop after the restart resumes exactly from the restart point
+    train_controller(runs["moved_stopped"], _cfg(), stop_after_generations=1, **QUIET)
+    lines = []
+    train_controller(runs["moved_stopped"], _cfg(), log=lines.append)
+    assert not any("restarting" in line for line in lines)
+    states = [np.load(r / "controller" / "cmaes_state.npz") for r in runs.values()]
+    np.testing.assert_array_equal(states[0]["fitness"], states[1]["fitness"])
+    a, b = (load_controller(r)[0] for r in runs.values())
+    np.testing.assert_array_equal(a, b)
+    # an older state (format 1: no mean) that does not replay: a clear error, nothing changed
+    _rewrite_state(state, drop=("mean",), format="mdnworld.cmaes/1", mean_checks=[0.0] * 4)
+    before = state.read_bytes()
+    with pytest.raises(ValueError, match="no saved mean to restart from"):
+        train_controller(runs["moved"], _cfg(generations=5), **QUIET)
+    assert state.read_bytes() == before
+
+
 def test_evaluate_scores_are_steps_survived(controller_run: Path) -> None:
     run = controller_run
     train_controller(run, _cfg(generations=1), **QUIET)
@@ -202,3 +254,33 @@ def test_ray_executor_gives_the_local_scores(controller_run: Path) -> None:
     assert [r["score"] for part in remote for r in part] == [
         r["score"] for part in local for r in part
     ]
+
+
+def test_controller_cost_is_split_by_the_machine_each_generation_ran_on(tmp_path: Path) -> None:
+    """A run trained on a GPU and resumed on CPUs: each generation row names its machine (older
+    rows take the run's one machine from stages.jsonl); CPU hours count the CPU-only part."""
+    from mdnworld.control.results import controller_markdown, summarise_run
+
+    run = tmp_path / "moved_run"
+    (run / "controller").mkdir(parents=True)
+    (run / "controller" / "controller.json").write_text(json.dumps(
+        {"config": {"tau": 1.15, "popsize": 64, "rollouts": 16, "generations": 300}}))  # fmt: skip
+    gpu, cpu = "16 CPUs, NVIDIA H200", "2 CPUs"
+    rows = [{"step": g, "fitness/mean": 100.0 + g, "fitness/best": 200.0, "fitness/worst": 50.0,
+             "seconds": 3.6 if g <= 2 else 36.0, **({} if g == 1 else
+                                                   {"machine": gpu if g <= 2 else cpu})}
+            for g in range(1, 6)]  # fmt: skip
+    rows[4]["real/seconds"] = 72.0
+    (run / "controller" / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "stages.jsonl").write_text(json.dumps(  # the GPU run's record: row 1's machine
+        {"stage": "train-controller", "started": "2026-11-26T09:56:00+00:00", "seconds": 7.2,
+         "finished": False, "machine": gpu, "cpus": 16}) + "\n")  # fmt: skip
+    s = summarise_run(run)
+    assert [(c["machine"], c["generations"]) for c in s["cost"]] == [(gpu, 2), (cpu, 3)]
+    assert s["cost"][0]["seconds_per_generation"] == pytest.approx(3.6)
+    assert s["train_gpu_hours"] == pytest.approx(7.2 / 3600)
+    assert s["train_cpu_hours"] == pytest.approx((3 * 36.0 + 72.0) * 2 / 3600)
+    assert s["train_hours"] == pytest.approx((7.2 + 3 * 36.0 + 72.0) / 3600)
+    md = controller_markdown([s])
+    assert f"| moved_run | 1.15 | {gpu} | 2 | 3.6 | 0.00 h | — (GPU) |" in md
+    assert f"| moved_run | 1.15 | {cpu} | 3 | 36.0 | 0.05 h | 0.1 |" in md

@@ -110,7 +110,7 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _cpus(record: dict[str, Any]) -> int | None:
+def record_cpus(record: dict[str, Any]) -> int | None:
     """The CPU count of a record; records older than the field have it in ``machine``."""
     if "cpus" in record:
         return record["cpus"]
@@ -140,7 +140,7 @@ def stage_totals(run_dir: Path) -> dict[str, dict[str, Any]]:
         totals[stage] = {
             **_summarise(runs),
             "by_machine": {
-                m: {**_summarise(rs), "cpus": _cpus(rs[-1])} for m, rs in machines.items()
+                m: {**_summarise(rs), "cpus": record_cpus(rs[-1])} for m, rs in machines.items()
             },
         }
     return totals

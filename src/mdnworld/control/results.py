@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mdnworld.io import atomic_open, atomic_write_json, read_json, sha256_file
-from mdnworld.stage_log import stage_totals
+from mdnworld.stage_log import record_cpus, stage_totals
 from mdnworld.train.common import read_log
 
 SOLVED = 750
@@ -39,6 +39,33 @@ WORLD_MODELS_TAU = {  # τ: (dream score, real score), World Models' Table 2
 }
 
 
+def _cost_by_machine(run_dir: Path, gens: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Training time per machine, from the log, which keeps every generation even of runs
+    killed without a trace in stages.jsonl: dream generations + real-game checks (timed since
+    the field was added). Each row names its machine (rows older than the field: the run's one
+    machine in stages.jsonl, else "?"). CPU hours = time × cores on a machine without a GPU;
+    GPU hours = time on one with one (its CPUs count as the GPU's host)."""
+    recorded = stage_totals(run_dir).get("train-controller", {}).get("by_machine", {})
+    fallback = next(iter(recorded)) if len(recorded) == 1 else "?"
+    by_machine: dict[str, list[dict[str, Any]]] = {}
+    for r in gens:
+        by_machine.setdefault(r.get("machine", fallback), []).append(r)
+    cost = []
+    for name, rows in by_machine.items():
+        seconds = [r["seconds"] for r in rows if "seconds" in r]
+        hours = (sum(seconds) + sum(r.get("real/seconds", 0.0) for r in rows)) / 3600
+        cpus, gpu = record_cpus({"machine": name}), "," in name  # "16 CPUs, NVIDIA H200"
+        cost.append({
+            "machine": name,
+            "generations": len(rows),
+            "seconds_per_generation": statistics.median(seconds) if seconds else None,
+            "hours": hours,
+            "cpu_hours": None if gpu or cpus is None else hours * cpus,
+            "gpu_hours": hours if gpu else 0.0,
+        })  # fmt: skip
+    return cost
+
+
 def summarise_run(run_dir: Path) -> dict[str, Any]:
     """What one controller run gives: τ, generations, dream fitness, real-game scores, cost."""
     run_dir = Path(run_dir)
@@ -47,16 +74,10 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
     gens = [r for r in rows if "fitness/mean" in r]
     if not gens:
         raise ValueError(f"{run_dir / 'controller' / 'log.jsonl'}: no finished generation")
-    seconds = [r["seconds"] for r in gens if "seconds" in r]
     scores_path = run_dir / "evaluate" / "scores.json"
     scores = read_json(scores_path) if scores_path.exists() else None
-    # time from the log, which keeps every generation even of runs killed without a trace in
-    # stages.jsonl: dream generations + real-game checks (timed since the field was added)
-    train_seconds = sum(seconds) + sum(r.get("real/seconds", 0.0) for r in gens)
-    machines = stage_totals(run_dir).get("train-controller", {}).get("by_machine", {})
-    cpus = {t["cpus"] for t in machines.values()}
-    one_machine = len(cpus) == 1 and None not in cpus  # else CPU hours are not one number
-    cpu_hours = train_seconds * next(iter(cpus)) / 3600 if one_machine else None
+    cost = _cost_by_machine(run_dir, gens)
+    cpu_hours = [c["cpu_hours"] for c in cost if not c["gpu_hours"]]
     return {
         "run": run_dir.name,
         "tau": meta["config"]["tau"],
@@ -65,10 +86,11 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
         "generations": len(gens),
         "planned_generations": meta["config"]["generations"],
         "dream_last": {k: gens[-1][f"fitness/{k}"] for k in ("mean", "best", "worst")},
-        "seconds_per_generation": statistics.median(seconds) if seconds else None,
-        "train_hours": train_seconds / 3600,
-        "train_cpu_hours": cpu_hours,
-        "machines": sorted(machines),
+        "cost": cost,
+        "train_hours": sum(c["hours"] for c in cost),
+        # CPU hours of the generations on CPUs alone, GPU hours of those on a GPU
+        "train_cpu_hours": None if None in cpu_hours else sum(cpu_hours),
+        "train_gpu_hours": sum(c["gpu_hours"] for c in cost),
         "real_checks": [
             {
                 "generation": r["step"],
@@ -171,33 +193,38 @@ def controller_markdown(
         "Dream: the population's mean survival in the last generation. World Models' dream "
         "score is its final controller's, so compare the real-game columns.",
         "",
-        "| τ | generations | ours: dream | ours: real game | World Models: dream | "
+        "| τ | run | generations | ours: dream | ours: real game | World Models: dream | "
         "World Models: real game |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in sorted(runs, key=lambda r: r["tau"]):
         wm = WORLD_MODELS_TAU.get(round(r["tau"], 2))
         lines.append(
-            f"| {r['tau']} | {r['generations']} | {r['dream_last']['mean']:.0f} | {_pm(r['real'])}"
-            f" | {_pm(wm[0]) if wm else '—'} | {_pm(wm[1]) if wm else '—'} |"
+            f"| {r['tau']} | {r['run']} | {r['generations']} | {r['dream_last']['mean']:.0f} | "
+            f"{_pm(r['real'])} | {_pm(wm[0]) if wm else '—'} | {_pm(wm[1]) if wm else '—'} |"
         )
     lines += [
         "",
         "## Cost",
         "",
         "Training time is the sum of the generations' times in `controller/log.jsonl` (dream "
-        "rollouts and CMA-ES, plus the real-game checks where the log times them); CPU hours = "
-        "that × the machine's cores. World Models: about 84 s per generation on 64 CPU cores.",
+        "rollouts and CMA-ES, plus the real-game checks where the log times them), per machine "
+        "(a run can move: resume restarts CMA-ES at its saved mean there); CPU hours = that × "
+        "the machine's cores on a machine without a GPU. World Models: about 84 s per "
+        "generation on 64 CPU cores.",
         "",
-        "| run | τ | seconds per generation (median) | training time | CPU hours | machine |",
-        "|---|---|---|---|---|---|",
+        "| run | τ | machine | generations | seconds per generation (median) | training time "
+        "| CPU hours |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in runs:
-        spg, cpu_h = r["seconds_per_generation"], r["train_cpu_hours"]
-        lines.append(
-            f"| {r['run']} | {r['tau']} | {spg:.1f} | {r['train_hours']:.2f} h | "
-            f"{'—' if cpu_h is None else f'{cpu_h:.1f}'} | {'; '.join(r['machines']) or '?'} |"
-        )
+        for c in r["cost"]:
+            spg, cpu_h = c["seconds_per_generation"], c["cpu_hours"]
+            lines.append(
+                f"| {r['run']} | {r['tau']} | {c['machine']} | {c['generations']} | "
+                f"{'—' if spg is None else f'{spg:.1f}'} | {c['hours']:.2f} h | "
+                f"{'— (GPU)' if c['gpu_hours'] else '—' if cpu_h is None else f'{cpu_h:.1f}'} |"
+            )
     lines += ["", "Weights: `controller/` (safetensors + JSON, checksums in `checksums.json`).", ""]
     if discussion:
         lines += [discussion.strip(), ""]

@@ -9,14 +9,22 @@ candidate plays ``eval_episodes`` real games: its dream fitness next to its real
 dream-to-reality gap, in the log and in TensorBoard.
 
 Checkpoint (after every generation), ``RUN_DIR/controller/cmaes_state.npz``, format
-``mdnworld.cmaes/1``, no pickle: ``fitness`` (G, popsize) float64, every generation's fitness
-in ask order; ``best_params`` (n,) float32; ``meta``, a JSON string (format, settings, pycma
-version, the best so far, and a checksum of the CMA-ES mean after every generation). pycma's
-state is not stored: it is rebuilt by replaying ask/tell with the recorded fitnesses from the
-same seed, which reproduces it exactly (its random numbers come from numpy's global generator,
-which we keep private to it); the checksums prove the replay, and a mismatch (say, another
-pycma version) is an error, not a silent fork. So a run killed anywhere resumes to the same
-next generation.
+``mdnworld.cmaes/2``, no pickle: ``fitness`` (G, popsize) float64, every generation's fitness
+in ask order; ``mean`` (n,) float64, the CMA-ES mean after generation G; ``best_params`` (n,)
+float32; ``meta``, a JSON string (format, settings, pycma and numpy versions, σ, the best so
+far, a checksum of the CMA-ES mean after every generation, and the restart point, if any).
+pycma's state is not stored: it is rebuilt by replaying ask/tell with the recorded fitnesses
+from the same seed, which reproduces it exactly on the same machine (its random numbers come
+from numpy's global generator, which we keep private to it); the checksums prove the replay.
+So a run killed anywhere resumes to the same next generation.
+
+On another machine (other numpy, BLAS or CPU) the replay can differ in the last bit, and pycma
+amplifies that (an eigenvector's sign flips the samples): a checksum mismatch. The run then
+*restarts* CMA-ES at the saved mean and σ with a fresh covariance, says so, and records that
+restart point (``restart_mean`` (n,) float64, its generation and σ in ``meta``), so later
+resumes there replay exactly from it. With n ~ 1,700 parameters the covariance learns slowly
+(rank-μ rate ~ 1e-5 per generation), so little is lost. ``mdnworld.cmaes/1`` files (no mean)
+still resume where they replay.
 
 Other files: ``controller.safetensors`` (+ ``.json``) = the CMA-ES mean (the trained
 controller), ``best.safetensors`` = the candidate with the best dream fitness, ``log.jsonl``,
@@ -46,10 +54,12 @@ from mdnworld.dreams import DreamEnv, StartBank
 from mdnworld.io import read_json
 from mdnworld.models.controller import ControllerArch, PopulationController
 from mdnworld.models.mdnrnn import MDNRNN
+from mdnworld.stage_log import machine
 from mdnworld.train.common import CheckpointError, Logger, resolve_device, save_weights, set_threads
 
 CTRL_DIR = "controller"
-CMAES_FORMAT = "mdnworld.cmaes/1"
+CMAES_FORMAT = "mdnworld.cmaes/2"
+READABLE_FORMATS = ("mdnworld.cmaes/1", CMAES_FORMAT)
 EVAL_SEED = 2_000_000
 """Real-game seeds used during training: EVAL_SEED + i (apart from data and evaluate seeds)."""
 
@@ -64,13 +74,20 @@ class CMAES:
     so nothing else can shift its stream, and the state is just (seed, fitness history).
     """
 
-    def __init__(self, n: int, sigma0: float, popsize: int, seed: int) -> None:
+    def __init__(
+        self, n: int, sigma0: float, popsize: int, seed: int, restart: Restart | None = None
+    ) -> None:
+        """A fresh run from zeros, or with ``restart`` one that goes on from a saved mean and σ
+        (keeping the generations before it as history, not replayed)."""
         self._state: dict | None = None
-        opts = {"popsize": popsize, "seed": seed + 1, "verbose": -9}  # pycma: seed 0 = time
+        x0, g0 = (np.zeros(n), 0) if restart is None else (restart.mean, restart.generation)
+        sigma = sigma0 if restart is None else restart.sigma
+        opts = {"popsize": popsize, "seed": seed + 1 + g0, "verbose": -9}  # pycma: 0 = time
         with self._random():
-            self.es = cma.CMAEvolutionStrategy(np.zeros(n), sigma0, opts)
-        self.fitness: list[np.ndarray] = []
-        self.checks: list[float] = []
+            self.es = cma.CMAEvolutionStrategy(x0, sigma, opts)
+        self.restart = restart
+        self.fitness: list[np.ndarray] = [] if restart is None else list(restart.fitness)
+        self.checks: list[float] = [] if restart is None else list(restart.checks)
 
     @contextlib.contextmanager
     def _random(self) -> Iterator[None]:
@@ -102,15 +119,26 @@ class CMAES:
     def mean(self) -> np.ndarray:
         return np.asarray(self.es.mean)
 
-    def replay(self, fitness: np.ndarray, checks: list[float], where: Path) -> None:
-        """Rebuild the state of a saved run: ask/tell with its recorded fitnesses."""
-        for g, (f, check) in enumerate(zip(fitness, checks, strict=True)):
+    def replay(self, fitness: np.ndarray, checks: list[float]) -> bool:
+        """Rebuild the state of a saved run: ask/tell with its recorded fitnesses from the
+        restart point (or the start). False if a checksum differs (another machine)."""
+        for f, check in zip(fitness[self.generation :], checks[self.generation :], strict=True):
             self.tell(self.ask(), f)
             if self.checks[-1] != check:
-                raise CheckpointError(
-                    f"{where}: replaying CMA-ES diverged at generation {g + 1} (another pycma "
-                    f"version than {cma.__version__}?); move the folder away to start afresh"
-                )
+                return False
+        return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Restart:
+    """Where a run restarted CMA-ES: after ``generation`` (the history before it), at ``mean``
+    (n,) float64 with step size ``sigma``."""
+
+    generation: int
+    mean: np.ndarray
+    sigma: float
+    fitness: np.ndarray  # (generation, popsize)
+    checks: list[float]
 
 
 # --- fitness in the dream ------------------------------------------------------------------------
@@ -239,28 +267,35 @@ def _save_state(path: Path, es: CMAES, best: dict[str, Any], cfg: ControllerConf
         "format": CMAES_FORMAT,
         "settings": {k: to_dict(cfg)[k] for k in SETTINGS},
         "pycma": cma.__version__,
+        "numpy": np.__version__,
         "generation": es.generation,
+        "sigma": float(es.es.sigma),
         "mean_checks": es.checks,
         "best_fitness": best["fitness"],
         "best_generation": best["generation"],
     }
-    write_npz(
-        path,
-        {
-            "fitness": np.stack(es.fitness),
-            "best_params": best["params"].astype(np.float32),
-            "meta": np.array(json.dumps(meta)),
-        },
-    )
+    arrays = {
+        "fitness": np.stack(es.fitness),
+        "mean": es.mean.astype(np.float64),
+        "best_params": best["params"].astype(np.float32),
+    }
+    if es.restart is not None:
+        meta["restart"] = {"generation": es.restart.generation, "sigma": es.restart.sigma}
+        arrays["restart_mean"] = es.restart.mean
+    write_npz(path, {**arrays, "meta": np.array(json.dumps(meta))})
 
 
-def _load_state(path: Path, cfg: ControllerConfig, n: int) -> tuple[CMAES, dict[str, Any]]:
+def _load_state(
+    path: Path, cfg: ControllerConfig, n: int, log: Callable[[str], None] = print
+) -> tuple[CMAES, dict[str, Any]]:
     try:
         with np.load(path, allow_pickle=False) as f:
-            fitness, best_params, meta = f["fitness"], f["best_params"], json.loads(str(f["meta"]))
+            arrays = {k: f[k] for k in f.files}
+        fitness, best_params = arrays["fitness"], arrays["best_params"]
+        meta = json.loads(str(arrays["meta"]))
     except (OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: not a readable CMA-ES state ({e})") from None
-    if meta.get("format") != CMAES_FORMAT:
+    if meta.get("format") not in READABLE_FORMATS:
         raise CheckpointError(f"{path}: format {meta.get('format')!r}, expected {CMAES_FORMAT}")
     now = {k: to_dict(cfg)[k] for k in SETTINGS}
     if meta["settings"] != now:
@@ -268,10 +303,32 @@ def _load_state(path: Path, cfg: ControllerConfig, n: int) -> tuple[CMAES, dict[
             k: (meta["settings"].get(k), v) for k, v in now.items() if meta["settings"].get(k) != v
         }
         raise CheckpointError(f"{path}: saved with other settings {diff} (saved, now)")
-    if fitness.shape[1:] != (cfg.popsize,) or best_params.shape != (n,):
+    shapes = [fitness.shape[1:] == (cfg.popsize,), best_params.shape == (n,)]
+    shapes += [arrays[k].shape == (n,) for k in ("mean", "restart_mean") if k in arrays]
+    if not all(shapes):
         raise CheckpointError(f"{path}: arrays do not match popsize {cfg.popsize} / {n} params")
-    es = CMAES(n, cfg.sigma0, cfg.popsize, cfg.seed)
-    es.replay(fitness, meta["mean_checks"], path)
+    checks = meta["mean_checks"]
+
+    def restart_at(g: int, mean: np.ndarray, sigma: float) -> CMAES:
+        return CMAES(n, cfg.sigma0, cfg.popsize, cfg.seed,
+                     Restart(g, mean, sigma, fitness[:g], checks[:g]))  # fmt: skip
+
+    r = meta.get("restart")
+    es = (CMAES(n, cfg.sigma0, cfg.popsize, cfg.seed) if r is None
+          else restart_at(r["generation"], arrays["restart_mean"], r["sigma"]))  # fmt: skip
+    if not es.replay(fitness, checks):
+        g = len(fitness)
+        if "mean" not in arrays:
+            raise CheckpointError(
+                f"{path}: replaying CMA-ES diverged (saved with numpy "
+                f"{meta.get('numpy', '?')}, pycma {meta['pycma']}; here numpy {np.__version__}, "
+                f"pycma {cma.__version__}) and this older format has no saved mean to restart "
+                "from; move the folder away to start afresh"
+            )
+        log(f"train-controller: CMA-ES's replay differs on this machine (saved with numpy "
+            f"{meta.get('numpy', '?')}, here {np.__version__}): restarting it at generation "
+            f"{g}'s mean and σ {meta['sigma']:.4g} with a fresh covariance")  # fmt: skip
+        es = restart_at(g, arrays["mean"], meta["sigma"])
     best = {"fitness": meta["best_fitness"], "generation": meta["best_generation"],
             "params": best_params}  # fmt: skip
     return es, best
@@ -302,7 +359,7 @@ def train_controller(
     out = run_dir / CTRL_DIR
     state_path = out / "cmaes_state.npz"
     if state_path.exists():
-        es, best = _load_state(state_path, cfg, arch.n_params)
+        es, best = _load_state(state_path, cfg, arch.n_params, log)
         log(f"train-controller: resumed after generation {es.generation} from {state_path}")
     else:
         es = CMAES(arch.n_params, cfg.sigma0, cfg.popsize, cfg.seed)
@@ -345,7 +402,7 @@ def train_controller(
                             "real/seconds": time.perf_counter() - t_real})  # fmt: skip
                 msg += (f"; its best candidate: dream {fit.max():.0f}, real game "
                         f"{np.mean(scores):.0f} ± {np.std(scores):.0f}")  # fmt: skip
-            logger.log(g, **row)
+            logger.log(g, tags={"machine": machine()}, **row)
             log(f"train-controller: {msg}")
             _save_state(state_path, es, best, cfg)
             meta = {"generation": g, "model_index": cfg.model_index, "config": to_dict(cfg)}

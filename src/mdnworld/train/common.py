@@ -194,9 +194,10 @@ class Logger:
 
             self._tb = SummaryWriter(str(folder / "tb"), purge_step=resume_step + 1)
 
-    def log(self, step: int, **scalars: float) -> None:
+    def log(self, step: int, tags: dict[str, str] | None = None, **scalars: float) -> None:
+        """One row: ``scalars`` go to both, ``tags`` (text, e.g. the machine) to the JSONL only."""
         scalars = {k: v.item() if torch.is_tensor(v) else float(v) for k, v in scalars.items()}
-        row = {"step": step, **scalars}
+        row = {"step": step, **scalars, **(tags or {})}
         self._f.write(json.dumps(row) + "\n")
         self._f.flush()
         if self._tb is not None:
