@@ -6,14 +6,16 @@ head's calibration on real held-out episodes.
 Policies: stand still (a = 0) and always right (a = tanh(3)). Each survives ``--rollouts`` dreams
 at τ 1.0 and 1.15 (the controller's DreamEnv, starts = first frames of training episodes) and
 ``--episodes`` real games (seeds 2,000,000 + i). Then M reads held-out real episodes (teacher
-forcing): mean predicted death probability per step against the true rate, and the prediction
-one step before death. A dream much safer than the game lets a controller score in the dream
-without learning to dodge. Prints a table, writes --out (default benchmarks/results/dream_gap.json).
+forcing; an episode without a latent file goes through the run's V): mean predicted death
+probability per step against the true rate, and the prediction one step before death. A dream
+much safer than the game lets a controller score in the dream without learning to dodge.
+Prints a table, writes --out (default benchmarks/results/dream_gap.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +23,12 @@ import torch
 
 from mdnworld.control.realgame import play_job
 from mdnworld.control.train import dream_fitness, dream_inputs
+from mdnworld.data.episodes import episode_path, load_episode
 from mdnworld.io import atomic_write_json, read_json
 from mdnworld.models.controller import ControllerArch
-from mdnworld.train.encode import load_latents
+from mdnworld.train.encode import encode_frames, load_latents
 from mdnworld.train.rnn import load_mdnrnn
+from mdnworld.train.vae import load_vae
 
 RESULTS = Path(__file__).parent / "results" / "dream_gap.json"
 
@@ -35,14 +39,31 @@ def policies(n_params: int) -> dict[str, np.ndarray]:
     return {"stand still": np.zeros(n_params, np.float32), "always right": right}
 
 
+def _episode_mu(run: Path, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """Episode i's mu (T, Z) and actions (T, 1): its latent file, or (a run made from shipped
+    models, with the episodes linked in but not encoded) its frames through the run's V."""
+    path = run / "latents" / f"ep_{i:06d}.npz"
+    if path.exists():
+        d = load_latents(path)
+        return d["mu"], d["actions"]
+    ep = load_episode(episode_path(run, i))
+    mu, _ = encode_frames(_vae(str(run)), ep.frames, 500, torch.device("cpu"))
+    return mu, ep.actions
+
+
+@functools.lru_cache(maxsize=1)
+def _vae(run: str) -> torch.nn.Module:
+    return load_vae(Path(run))[0]
+
+
 @torch.no_grad()
 def done_calibration(run: Path, model_index: int, n_episodes: int = 150) -> dict[str, float]:
     model, _ = load_mdnrnn(run, model_index, "cpu")
     val = read_json(run / "rnn" / "split.json")["val"][:n_episodes]
     every, before_death = [], []
     for i in val:
-        d = load_latents(run / "latents" / f"ep_{i:06d}.npz")
-        out, _ = model(torch.from_numpy(d["mu"])[None], torch.from_numpy(d["actions"])[None])
+        mu, actions = _episode_mu(run, i)
+        out, _ = model(torch.from_numpy(mu)[None], torch.from_numpy(actions)[None])
         p = torch.sigmoid(out.done_logit[0]).numpy()  # p[t]: death at step t + 1
         every.append(p[:-1])
         before_death.append(p[-2])

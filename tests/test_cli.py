@@ -160,6 +160,19 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
             capture_output=True, text=True,
         )  # fmt: skip
         assert played.returncode == 0, played.stderr
+    # what the controller does, on evaluate's first seeds: the same scores, shares that add up
+    played = subprocess.run(
+        [sys.executable, str(bench / "controller_behaviour.py"), str(run), "--episodes", "2",
+         "--workers", "1", "--max-steps", "100", "--out", str(tmp_path / "behaviour.json")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert played.returncode == 0, played.stderr
+    behaviour = json.loads((tmp_path / "behaviour.json").read_text())
+    (acts,), (first, last) = behaviour["rows"], behaviour["seeds"]
+    by_seed = {e["seed"]: e["score"] for e in scores["per_episode"]}
+    assert acts["scores"] == [by_seed[s] for s in range(first, last + 1)]
+    assert acts["left"] + acts["nothing"] + acts["right"] == pytest.approx(1.0)
+    assert 1.0 <= acts["steps_per_button"] <= max(acts["scores"])
     assert main(["controller-results", str(run), str(ctl), "--baselines",
                  str(tmp_path / "baselines3.json")]) == 2  # fmt: skip
     assert not ctl.exists()  # the seeds differ from the evaluation's: nothing written

@@ -33,19 +33,21 @@ class Agent:
     @torch.no_grad()
     def play(
         self, env: TakeCoverEnv, seed: int, record: bool = False
-    ) -> tuple[int, np.ndarray | None, np.ndarray | None]:
-        """One episode -> (score, frames (T, 64, 64, 3) uint8 | None, V's reconstructions |
-        None); frames and reconstructions only with ``record``."""
+    ) -> tuple[int, dict[str, np.ndarray] | None]:
+        """One episode -> (score, None), or with ``record`` (score, {"frames" (T, 64, 64, 3)
+        uint8, "recons" V's reconstructions (T, 64, 64, 3) uint8, "actions" (T,) float32})."""
         obs, _ = env.reset(seed=seed)
         state = self.mdnrnn.initial_state(1)
         h = state[0][0]
-        frames, recons, score = [], [], 0
+        rec: dict[str, list] = {"frames": [], "recons": [], "actions": []}
+        score = 0
         while True:
             mu, _ = self.vae.encode(frames_to_tensor(obs[None]))
             a = self.controller(mu, h)
             if record:
-                frames.append(obs)
-                recons.append(tensor_to_frames(self.vae.decode(mu))[0])
+                rec["frames"].append(obs)
+                rec["recons"].append(tensor_to_frames(self.vae.decode(mu))[0])
+                rec["actions"].append(float(a[0, 0]))
             obs, reward, terminated, truncated, _ = env.step(a[0].numpy())
             score += int(reward)
             _, state = self.mdnrnn.step(mu, a, state)
@@ -53,8 +55,12 @@ class Agent:
             if terminated or truncated:
                 break
         if not record:
-            return score, None, None
-        return score, np.stack(frames), np.stack(recons)
+            return score, None
+        return score, {
+            "frames": np.stack(rec["frames"]),
+            "recons": np.stack(rec["recons"]),
+            "actions": np.asarray(rec["actions"], np.float32),
+        }
 
 
 def controller_for(mdnrnn: MDNRNN, params: np.ndarray | list[float]) -> Controller:
@@ -81,7 +87,8 @@ def cached_env(max_steps: int) -> TakeCoverEnv:
 
 def play_job(job: dict[str, Any]) -> list[dict[str, Any]]:
     """Executor job: {"run_dir", "model_index", "params" (list), "seeds" (list), "max_steps",
-    "record" (bool)} -> one {"seed", "score"} per seed (+ "frames", "recons" with record).
+    "record" (bool)} -> one {"seed", "score"} per seed (+ "frames", "recons", "actions" with
+    record).
     Runs on one thread, so a score depends only on the parameters and the seed."""
     torch.set_num_threads(1)
     vae, mdnrnn = load_models(str(job["run_dir"]), int(job["model_index"]))
@@ -89,11 +96,8 @@ def play_job(job: dict[str, Any]) -> list[dict[str, Any]]:
     env = cached_env(int(job["max_steps"]))
     results = []
     for seed in job["seeds"]:
-        score, frames, recons = agent.play(env, int(seed), bool(job.get("record", False)))
-        row: dict[str, Any] = {"seed": int(seed), "score": score}
-        if frames is not None:
-            row.update(frames=frames, recons=recons)
-        results.append(row)
+        score, recorded = agent.play(env, int(seed), bool(job.get("record", False)))
+        results.append({"seed": int(seed), "score": score, **(recorded or {})})
     return results
 
 

@@ -255,7 +255,8 @@ def collect_controller_results(
     figures.controller_fitness(
         read_log(runs[0] / "controller" / "log.jsonl"),
         out / "figures" / "controller_fitness.png",
-        {b["policy"]: b["mean"] for b in compared},
+        {**{b["policy"]: b["mean"] for b in compared}, '"solved"': SOLVED},
+        summaries[0]["real"],
     )
     atomic_write_json(out / "runs.json", {"runs": summaries, "baselines": compared})
     path = out / "RESULTS.md"

@@ -194,12 +194,16 @@ def rnn_usage(usage: Mapping[int, Sequence[float]], path: Path) -> Path:
 
 
 def controller_fitness(
-    rows: Sequence[Mapping], path: Path, references: Mapping[str, float] | None = None
+    rows: Sequence[Mapping],
+    path: Path,
+    references: Mapping[str, float] | None = None,
+    final: Mapping[str, Any] | None = None,
 ) -> Path:
     """Dream fitness (mean, best-worst band) per generation and, on the same axis (both are
     steps survived), the real-game score of the generation's best candidate where it was
     played: the gap between the two is the dream-to-reality gap. ``references``: name ->
-    real-game score, drawn as dashed lines (e.g. untrained policies)."""
+    real-game score, drawn as dashed lines (e.g. untrained policies). ``final``: the trained
+    controller's evaluation (``generation``, ``mean``, ``std``, ``episodes``)."""
     fig, (ax,) = _figure(7, 3.2)
     g = [r["step"] for r in rows]
     mean = [r.get("fitness/mean") for r in rows]
@@ -219,14 +223,18 @@ def controller_fitness(
             color="#cf222e",
             label="real game: best candidate, mean ± std",
         )
-    colours = ("#0969da", "#8250df", "#bf8700", "#1a7f37")
+    if final is not None:
+        label = f"real game: trained controller, {final['episodes']} episodes"
+        ax.errorbar([final["generation"]], [final["mean"]], yerr=[final["std"]], fmt="D", ms=6,
+                    capsize=3, color="#1a7f37", zorder=5, label=label)  # fmt: skip
+    colours = ("#0969da", "#8250df", "#bf8700", "#6e7781")
     for i, (name, score) in enumerate((references or {}).items()):
         ax.axhline(score, ls="--", lw=1, color=colours[i % 4], label=f"real game: {name}")
     ax.set_xlabel("generation", fontsize=9)
     _integer_x(ax)
     ax.set_ylabel("steps survived", fontsize=9)
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=6.5, loc="upper left", ncol=2)
     ax.set_title("C: CMA-ES inside M's dream, checked in the real game", fontsize=10)
     return _save(fig, path)
 
