@@ -30,6 +30,20 @@ def test_peak_memory_includes_child_processes(tmp_path: Path) -> None:
     assert totals["seconds"] >= 1.5
 
 
+def test_a_short_peak_of_the_stage_itself_is_not_missed(tmp_path: Path) -> None:
+    """A 200 MB peak that lasts far less than the 0.5 s between samples still counts (the
+    process's own peak, reset at the stage's start), and a later stage does not inherit it."""
+    with measure_stage(tmp_path, "spike"):
+        b = bytearray(200 * 2**20)
+        b[::4096] = b"x" * len(b[::4096])  # touch every page
+        del b
+    with measure_stage(tmp_path, "calm"):
+        pass
+    totals = stage_totals(tmp_path)
+    assert totals["spike"]["peak_rss_mb"] > 200
+    assert totals["calm"]["peak_rss_mb"] < totals["spike"]["peak_rss_mb"] - 150
+
+
 def test_runs_side_by_side_count_once_and_name_their_machine(tmp_path: Path) -> None:
     """Five models trained at once for 200 s are 200 s of wall time, not 1000; a later run
     adds its own time."""

@@ -2,9 +2,11 @@
 
 One JSON line per run of a stage (a resumed stage gets one line per run): ``stage``,
 ``started`` (UTC ISO time), ``seconds``, ``peak_rss_mb`` (the largest resident memory of this
-process plus all its descendants, e.g. generate's workers and their games, sampled every 0.5 s)
-``finished`` (False if the stage raised or was interrupted with Ctrl-C; a SIGKILL leaves no
-line), ``machine`` (CPU count, and the GPU when the stage used CUDA) and ``cpus``.
+process plus all its descendants, e.g. generate's workers and their games, sampled every 0.5 s,
+and at least this process's own peak during the stage: Linux's VmHWM, reset at its start, so a
+short peak between two samples still counts), ``finished`` (False if the stage raised or was
+interrupted with Ctrl-C; a SIGKILL leaves no line), ``machine`` (CPU count, and the GPU when
+the stage used CUDA) and ``cpus``.
 ``stage_totals`` sums them per stage, for RESULTS tables.
 """
 
@@ -49,6 +51,27 @@ def _tree_rss_bytes(root: int) -> int:
     return total
 
 
+def _reset_own_peak() -> bool:
+    """Reset this process's peak RSS (VmHWM; Linux >= 4.0). False where that is not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _own_peak_bytes() -> int:
+    """This process's peak RSS since the last reset (VmHWM), 0 if unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            line = next((x for x in f if x.startswith("VmHWM:")), "")
+    except OSError:
+        return 0
+    fields = line.split()  # "VmHWM:", "123456", "kB"
+    return int(fields[1]) * 1024 if len(fields) == 3 and fields[1].isdigit() else 0
+
+
 def machine() -> str:
     """ "16 CPUs, NVIDIA H200" or "2 CPUs": where a stage ran (the GPU only if torch, already
     imported by the stage, has initialised CUDA)."""
@@ -75,6 +98,7 @@ def measure_stage(run_dir: Path, stage: str) -> Iterator[dict[str, Any]]:
             if stop.wait(SAMPLE_SECONDS):
                 return
 
+    own_peak = _reset_own_peak()
     sampler = threading.Thread(target=sample, daemon=True, name="stage-rss")
     sampler.start()
     t0 = time.monotonic()
@@ -85,6 +109,7 @@ def measure_stage(run_dir: Path, stage: str) -> Iterator[dict[str, Any]]:
         stop.set()
         sampler.join()
         record["seconds"] = round(time.monotonic() - t0, 1)
+        peak[0] = max(peak[0], _own_peak_bytes() if own_peak else 0)
         record["peak_rss_mb"] = round(peak[0] / 2**20, 1)
         record["machine"] = machine()
         record["cpus"] = os.cpu_count()
