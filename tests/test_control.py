@@ -4,6 +4,7 @@ game evaluation and the executors (local processes and a real local Ray)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from mdnworld.control.executors import LocalExecutor, make_executor
 from mdnworld.control.realgame import play_job, seed_jobs
 from mdnworld.control.train import CMAES, dream_fitness, train_controller
 from mdnworld.dreams import DreamEnv
+from mdnworld.io import LockedError, exclusive_lock
 from mdnworld.models.controller import Controller, ControllerArch, PopulationController
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch
 from mdnworld.train.rnn import train_rnn
@@ -170,6 +172,28 @@ def test_cma_es_resume_gives_the_same_next_generation(controller_run: Path, tmp_
     # other settings than the checkpoint's -> a clear error naming the file
     with pytest.raises(ValueError, match="cmaes_state.npz: saved with other settings"):
         train_controller(runs["stopped"], _cfg(popsize=8, generations=5), **QUIET)
+
+
+def test_a_second_train_controller_on_the_same_run_is_refused(
+    controller_run: Path, tmp_path: Path
+) -> None:
+    """Two processes training one run would write one state and one log over each other; the
+    second gets a clear error naming the lock and the holder, and the first's files stay."""
+    run = tmp_path / "locked"
+    for sub in ("vae", "latents", "rnn"):
+        shutil.copytree(controller_run / sub, run / sub)
+    train_controller(run, _cfg(generations=1), **QUIET)
+    state = run / "controller" / "cmaes_state.npz"
+    before = state.read_bytes()
+    held = rf"\.lock: another train-controller \(pid {os.getpid()}\)"
+    with (
+        exclusive_lock(run / "controller" / ".lock", "train-controller"),  # as another process
+        pytest.raises(LockedError, match=held),
+    ):
+        train_controller(run, _cfg(generations=2), **QUIET)
+    assert state.read_bytes() == before
+    train_controller(run, _cfg(generations=2), **QUIET)  # released: it goes on
+    assert np.load(state)["fitness"].shape == (2, 6)
 
 
 def _rewrite_state(path: Path, drop: tuple[str, ...] = (), **meta_changes) -> None:

@@ -107,3 +107,36 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock; the message names the file and the holder's pid."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) while the block runs, so two
+    processes cannot write the same state at once; one that asks meanwhile gets LockedError.
+    The OS drops the lock when the holder ends, however it ends (POSIX flock)."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise LockedError(
+                f"{path}: another {what} (pid {holder}) is running on this run directory; "
+                "wait for it or stop it, then run this again"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

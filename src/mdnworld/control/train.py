@@ -51,7 +51,7 @@ from mdnworld.control.executors import Executor, make_executor
 from mdnworld.control.realgame import play_job, seed_jobs
 from mdnworld.data.episodes import write_npz
 from mdnworld.dreams import DreamEnv, StartBank
-from mdnworld.io import read_json
+from mdnworld.io import exclusive_lock, read_json
 from mdnworld.models.controller import ControllerArch, PopulationController
 from mdnworld.models.mdnrnn import MDNRNN
 from mdnworld.stage_log import machine
@@ -350,8 +350,19 @@ def train_controller(
     stop_after_generations: int | None = None,
 ) -> dict[str, Any]:
     """Run CMA-ES up to ``cfg.generations`` (resuming a saved run); returns a summary.
-    ``stop_after_generations`` stops after that many generations of this call, like a kill."""
+    ``stop_after_generations`` stops after that many generations of this call, like a kill.
+    One process at a time per run (``controller/.lock``): a second one would fork the state."""
     run_dir = Path(run_dir)
+    with exclusive_lock(run_dir / CTRL_DIR / ".lock", "train-controller"):
+        return _train_controller(run_dir, cfg, log, stop_after_generations)
+
+
+def _train_controller(
+    run_dir: Path,
+    cfg: ControllerConfig,
+    log: Callable[[str], None],
+    stop_after_generations: int | None,
+) -> dict[str, Any]:
     set_threads(cfg.threads)
     device = str(resolve_device(cfg.device))
     model, starts = dream_inputs(str(run_dir), cfg.model_index, device)
