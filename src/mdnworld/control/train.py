@@ -22,8 +22,9 @@ On another machine (other numpy, BLAS or CPU) the replay can differ in the last 
 amplifies that (an eigenvector's sign flips the samples): a checksum mismatch. The run then
 *restarts* CMA-ES at the saved mean and σ with a fresh covariance, says so, and records that
 restart point (``restart_mean`` (n,) float64, its generation and σ in ``meta``), so later
-resumes there replay exactly from it. With n ~ 1,700 parameters the covariance learns slowly
-(rank-μ rate ~ 1e-5 per generation), so little is lost. ``mdnworld.cmaes/1`` files (no mean)
+resumes there replay exactly from it. With hundreds of parameters (577 in World Models' setup)
+the covariance learns slowly (pycma's rank-μ rate there is ~1e-4 per generation), so little is
+lost. ``mdnworld.cmaes/1`` files (no mean)
 still resume where they replay.
 
 Other files: ``controller.safetensors`` (+ ``.json``) = the CMA-ES mean (the trained
