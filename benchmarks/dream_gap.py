@@ -26,7 +26,7 @@ from mdnworld.control.train import dream_fitness, dream_inputs
 from mdnworld.data.episodes import episode_path, load_episode
 from mdnworld.io import atomic_write_json, read_json
 from mdnworld.models.controller import ControllerArch
-from mdnworld.train.encode import encode_frames, load_latents
+from mdnworld.train.encode import LATENT_DIR, encode_frames, load_latents
 from mdnworld.train.rnn import load_mdnrnn
 from mdnworld.train.vae import load_vae
 
@@ -42,7 +42,7 @@ def policies(n_params: int) -> dict[str, np.ndarray]:
 def _episode_mu(run: Path, i: int) -> tuple[np.ndarray, np.ndarray]:
     """Episode i's mu (T, Z) and actions (T, 1): its latent file, or (a run made from shipped
     models, with the episodes linked in but not encoded) its frames through the run's V."""
-    path = run / "latents" / f"ep_{i:06d}.npz"
+    path = run / LATENT_DIR / episode_path(run, i).name  # encode names them as the episodes
     if path.exists():
         d = load_latents(path)
         return d["mu"], d["actions"]

@@ -135,12 +135,22 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def record_cpus(record: dict[str, Any]) -> int | None:
+def machine_cpus(name: str) -> int | None:
+    """The CPU count in a ``machine()`` string ("16 CPUs, NVIDIA H200" -> 16), None if none."""
+    head = (name.split() or ["?"])[0]
+    return int(head) if head.isdigit() else None
+
+
+def machine_has_gpu(name: str) -> bool:
+    """Whether a ``machine()`` string names a GPU after its CPU count."""
+    return ", " in name
+
+
+def _cpus(record: dict[str, Any]) -> int | None:
     """The CPU count of a record; records older than the field have it in ``machine``."""
     if "cpus" in record:
         return record["cpus"]
-    head = record.get("machine", "?").split()[0]
-    return int(head) if head.isdigit() else None
+    return machine_cpus(record.get("machine", "?"))
 
 
 def stage_totals(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -165,7 +175,7 @@ def stage_totals(run_dir: Path) -> dict[str, dict[str, Any]]:
         totals[stage] = {
             **_summarise(runs),
             "by_machine": {
-                m: {**_summarise(rs), "cpus": record_cpus(rs[-1])} for m, rs in machines.items()
+                m: {**_summarise(rs), "cpus": _cpus(rs[-1])} for m, rs in machines.items()
             },
         }
     return totals

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mdnworld.io import atomic_open, atomic_write_json, read_json, sha256_file
-from mdnworld.stage_log import record_cpus, stage_totals
+from mdnworld.stage_log import machine_cpus, machine_has_gpu, stage_totals
 from mdnworld.train.common import read_log
 
 SOLVED = 750
@@ -54,7 +54,7 @@ def _cost_by_machine(run_dir: Path, gens: list[dict[str, Any]]) -> list[dict[str
     for name, rows in by_machine.items():
         seconds = [r["seconds"] for r in rows if "seconds" in r]
         hours = (sum(seconds) + sum(r.get("real/seconds", 0.0) for r in rows)) / 3600
-        cpus, gpu = record_cpus({"machine": name}), "," in name  # "16 CPUs, NVIDIA H200"
+        cpus, gpu = machine_cpus(name), machine_has_gpu(name)
         cost.append({
             "machine": name,
             "generations": len(rows),
