@@ -33,9 +33,9 @@ from torch import nn
 from mdnworld.control.executors import LocalExecutor
 from mdnworld.control.realgame import play_job, seed_jobs
 from mdnworld.control.train import dream_fitness
+from mdnworld.device import set_threads
 from mdnworld.models.controller import ControllerArch
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch
-from mdnworld.train.common import set_threads
 
 RESULTS = Path(__file__).parent / "results" / "controller.json"
 POP, ROLLOUTS, Z, H, K, CAP = 64, 16, 64, 256, 5, 2100

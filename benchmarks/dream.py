@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
+from mdnworld.device import set_threads
 from mdnworld.dreams import Dreamer, RandomActions, decode, dream
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch
 from mdnworld.models.vae import VAE, VAEArch
-from mdnworld.train.common import set_threads
 
 RESULTS = Path(__file__).parent / "results" / "dream.json"
 GENERATION = (1024, 2100)  # dreams, steps

@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mdnworld.checkpoints import load_latents, load_mdnrnn, load_vae
 from mdnworld.control.realgame import play_job
 from mdnworld.control.train import dream_fitness, dream_inputs
 from mdnworld.data.episodes import episode_path, load_episode
 from mdnworld.io import atomic_write_json, read_json
 from mdnworld.models.controller import ControllerArch
-from mdnworld.train.encode import LATENT_DIR, encode_frames, load_latents
-from mdnworld.train.rnn import load_mdnrnn
-from mdnworld.train.vae import load_vae
+from mdnworld.models.vae import encode_frames
+from mdnworld.train.encode import LATENT_DIR
 
 RESULTS = Path(__file__).parent / "results" / "dream_gap.json"
 

@@ -27,9 +27,8 @@ import numpy as np
 import torch
 
 from mdnworld.data.sequences import SequenceData, n_windows
-from mdnworld.models.mdnrnn import MDNRNNArch, mdn_loss
-from mdnworld.train.common import autocast, set_threads
-from mdnworld.train.rnn import StandardisedMDNRNN
+from mdnworld.device import autocast, set_threads
+from mdnworld.models.mdnrnn import MDNRNNArch, StandardisedMDNRNN, mdn_loss
 
 RESULTS = Path(__file__).parent / "results" / "rnn.json"
 BATCH, SEQ, HIDDEN, K, Z = 256, 60, 256, 5, 64

@@ -31,9 +31,9 @@ import torch
 from mdnworld.config import GenerateConfig, VAEConfig
 from mdnworld.data.episodes import episode_files, load_episode
 from mdnworld.data.generate import generate
-from mdnworld.models.vae import VAE, VAEArch, frames_to_tensor, vae_loss
-from mdnworld.train.common import read_log, set_threads
-from mdnworld.train.encode import encode_frames
+from mdnworld.device import set_threads
+from mdnworld.logs import read_log
+from mdnworld.models.vae import VAE, VAEArch, encode_frames, frames_to_tensor, vae_loss
 
 RESULTS = Path(__file__).parent / "results" / "vae.json"
 CACHE = Path.home() / ".cache" / "mdnworld-bench"

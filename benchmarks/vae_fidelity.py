@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from mdnworld.analysis.detectors import WORLD_CLASSES, detect, world_labels
+from mdnworld.checkpoints import load_vae
 from mdnworld.data.episodes import episode_path, load_episode
 from mdnworld.io import read_json
 from mdnworld.models.vae import frames_to_tensor
-from mdnworld.train.vae import load_vae
 
 RESULTS = Path(__file__).parent / "results" / "vae_fidelity.json"
 

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mdnworld import cli
 from mdnworld.cli import build_parser, main
-from mdnworld.config import ConfigError, load_config
+from mdnworld.config import ConfigError, Resolution, VAEConfig, field_docs, load_config
+from mdnworld.errors import DataError, MissingError, UserError
 from mdnworld.pipeline import STAGES
 from mdnworld.stage_log import stage_totals
+
+BAD_RECON = "vae.recon_loss: expected one of 'bce', 'mse', got 'bec'"
 
 
 def _subcommands() -> list[str]:
@@ -48,12 +55,20 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "overrides", "message"),
     [
-        ("[generate]\nepisodez = 7\n", [], "unknown key 'episodez'"),
-        ("[generate]\nepisodes = 'many'\n", [], "expected int"),
+        ("[generate]\nepisodez = 7\n", [], "unknown key 'episodez' in [generate]"),
+        ("[generate]\nepisodes = 'many'\n", [], "generate.episodes: expected int"),
         ("[nope]\n", [], "unknown key 'nope'"),
         ("[generate\n", [], "not valid TOML"),
         ("", ["generate.episodes"], "expected section.key=value"),
-        ("", ["generate.workers=1.5"], "expected int"),
+        ("", ["generate.workers=1.5"], "generate.workers: expected int"),
+        # a string option's typo fails when it is read, naming the allowed values
+        ("[vae]\nrecon_loss = 'bec'\n", [], BAD_RECON),
+        ("", ["vae.recon_loss=bec"], BAD_RECON),
+        ("[rnn]\nmixture = 'perdim'\n", [], "rnn.mixture: expected one of 'shared', 'per_dim'"),
+        # and so does a number out of its range
+        ("[vae]\nepochs = 0\n", [], "vae.epochs: must be >= 1, got 0"),
+        ("", ["rnn.val_fraction=1"], "rnn.val_fraction: must be in [0, 1), got 1.0"),
+        ("", ["controller.popsize=1"], "controller.popsize: must be >= 2"),
     ],
 )
 def test_config_errors_name_the_source(
@@ -61,9 +76,93 @@ def test_config_errors_name_the_source(
 ) -> None:
     cfg_file = tmp_path / "bad.toml"
     cfg_file.write_text(text)
-    with pytest.raises(ConfigError, match=message) as e:
+    with pytest.raises(ConfigError, match=re.escape(message)) as e:
         load_config(cfg_file, overrides)
-    assert str(cfg_file) in str(e.value) or overrides
+    source = f"override {overrides[0]!r}" if overrides else f"{cfg_file}: "
+    assert str(e.value).startswith(source)
+    assert isinstance(e.value, UserError) and isinstance(e.value, ValueError)
+
+
+def test_resolutions_are_vizdoom_s() -> None:
+    vzd = pytest.importorskip("vizdoom")
+    names = {n for n in dir(vzd.ScreenResolution) if n.startswith("RES_")}
+    assert set(typing.get_args(Resolution)) == names
+
+
+def test_help_shows_field_docs_defaults_and_choices(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per flag: no wrapping to match across
+    with pytest.raises(SystemExit) as e:
+        main(["train-vae", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    doc = field_docs(VAEConfig)["free_bits"]
+    assert doc.startswith("Floor on the per-frame KL") and doc in out
+    assert "--recon-loss {bce,mse}" in out and "(default: 'bce')" in out
+    assert "--epochs INT" in out and "Must be >= 1. (default: 10)" in out
+    with pytest.raises(SystemExit) as e:  # a Literal flag takes only its values
+        main(["train-vae", "--recon-loss", "bec"])
+    assert e.value.code == 2 and "invalid choice: 'bec'" in capsys.readouterr().err
+
+
+def test_a_bad_flag_value_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = tmp_path / "run"
+    assert main(["train-vae", str(run), "--epochs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: override 'vae.epochs=0': vae.epochs: must be >= 1, got 0\n"
+    assert not run.exists()
+
+
+def _stage_raising(monkeypatch: pytest.MonkeyPatch, name: str, error: BaseException) -> None:
+    """Make stage ``name`` raise ``error`` when it runs (Stage is frozen: swap the entry)."""
+
+    def run(run_dir: Path, cfg: object, log: object) -> None:
+        raise error
+
+    stages = [dataclasses.replace(s, run=run) if s.name == name else s for s in STAGES]
+    monkeypatch.setattr(cli, "STAGES", stages)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [DataError("ep_000001.npz: frames have shape (3, 3)\nnot (N, 64, 64, 3)"),
+     MissingError("vae/model.json: no V; run `mdnworld train-vae` first"),
+     FileNotFoundError("episodes/manifest.json")],
+)  # fmt: skip
+def test_a_user_error_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+    error: Exception,
+) -> None:  # fmt: skip
+    _stage_raising(monkeypatch, "show", error)
+    assert main(["show", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert str(error).splitlines()[0] in err
+    assert stage_totals(tmp_path)["show"]["finished"] is False  # the stage's run is recorded
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("boom"), ValueError("boom"), KeyError("boom"), OSError("boom")]
+)
+def test_a_bug_keeps_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """Anything but a UserError (or a missing file) is not turned into "error: ..." and exit
+    2: it propagates, so the traceback shows where it came from."""
+    _stage_raising(monkeypatch, "show", error)
+    with pytest.raises(type(error), match="boom"):
+        main(["show", str(tmp_path)])
+
+
+def test_ctrl_c_exits_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    _stage_raising(monkeypatch, "show", KeyboardInterrupt())
+    assert main(["show", str(tmp_path)]) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
 
 
 def test_missing_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

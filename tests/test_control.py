@@ -18,7 +18,8 @@ from mdnworld.control.executors import LocalExecutor, make_executor
 from mdnworld.control.realgame import play_job, seed_jobs
 from mdnworld.control.train import CMAES, dream_fitness, train_controller
 from mdnworld.dreams import DreamEnv
-from mdnworld.io import LockedError, exclusive_lock
+from mdnworld.errors import LockedError
+from mdnworld.io import exclusive_lock
 from mdnworld.models.controller import Controller, ControllerArch, PopulationController
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch
 from mdnworld.train.rnn import train_rnn

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from mdnworld.dream_files import COLOURS, PiBars, dream_video_frames
 from mdnworld.dreams import Dreamer, RandomActions, decode, dream, stream_seed, to_uint8
+from mdnworld.dreams.videos import PiBars, dream_video_frames
 from mdnworld.models.mdnrnn import MDNRNN, MIXTURES, MDNRNNArch
 from mdnworld.models.vae import VAE, VAEArch
+from mdnworld.palette import COLOURS
 
 Z = 8
 

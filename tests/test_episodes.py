@@ -10,14 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mdnworld.data.episodes import (
-    Episode,
-    EpisodeFileError,
-    episode_files,
-    load_episode,
-    save_episode,
-    validate_run,
-)
+from mdnworld.data.episodes import Episode, episode_files, load_episode, save_episode, validate_run
+from mdnworld.errors import EpisodeFileError
 
 
 def _episode(t: int = 5) -> Episode:

@@ -10,23 +10,17 @@ import numpy as np
 import pytest
 import torch
 
+from mdnworld.checkpoints import load_latents, load_mdnrnn, load_weights
 from mdnworld.cli import main
 from mdnworld.config import RNNConfig, RunConfig
-from mdnworld.data.episodes import EpisodeFileError, write_npz
 from mdnworld.data.sequences import n_windows
-from mdnworld.io import atomic_write_json, read_json
-from mdnworld.models.mdnrnn import MDNRNNArch, mdn_nll
+from mdnworld.errors import CheckpointError, EpisodeFileError
+from mdnworld.io import atomic_write_json, read_json, write_npz
+from mdnworld.logs import read_log
+from mdnworld.models.mdnrnn import MDNRNNArch, StandardisedMDNRNN, mdn_nll
 from mdnworld.pipeline import STAGES
-from mdnworld.train.common import CheckpointError, load_weights, read_log
-from mdnworld.train.encode import latent_files, load_latents
-from mdnworld.train.rnn import (
-    StandardisedMDNRNN,
-    evaluate,
-    load_mdnrnn,
-    load_rnn_data,
-    model_dir,
-    train_rnn,
-)
+from mdnworld.train.encode import latent_files
+from mdnworld.train.rnn import evaluate, load_rnn_data, model_dir, train_rnn
 
 QUIET = {"log": lambda s: None}
 

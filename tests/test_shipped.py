@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from mdnworld.checkpoints import StartBank, load_mdnrnn, load_vae
 from mdnworld.cli import main
 from mdnworld.config import RNNConfig
-from mdnworld.dreams import StartBank, decode
-from mdnworld.train.common import CheckpointError
-from mdnworld.train.rnn import load_mdnrnn, train_rnn
-from mdnworld.train.vae import load_vae
+from mdnworld.dreams import decode
+from mdnworld.errors import CheckpointError
+from mdnworld.train.rnn import train_rnn
 
 QUIET = {"log": lambda s: None}
 

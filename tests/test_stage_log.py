@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from mdnworld.stage_log import STAGE_LOG, measure_stage, stage_totals
+from mdnworld.stage_log import (
+    STAGE_LOG,
+    machine,
+    machine_cpus,
+    machine_has_gpu,
+    machine_info,
+    measure_stage,
+    stage_totals,
+)
 
 
 def test_peak_memory_includes_child_processes(tmp_path: Path) -> None:
@@ -64,3 +72,34 @@ def test_runs_side_by_side_count_once_and_name_their_machine(tmp_path: Path) -> 
     work = stage_totals(tmp_path)["work"]["by_machine"]
     assert list(work) == [f"{os.cpu_count()} CPUs"]
     assert work[f"{os.cpu_count()} CPUs"]["cpus"] == os.cpu_count()
+
+
+def test_machine_facts_are_fields_and_old_records_still_read(tmp_path: Path) -> None:
+    """A record stores ``cpus`` and ``gpu`` as fields (and ``machine`` as text for people);
+    records older than the fields are read from their ``machine`` string, so the same machine
+    groups together whichever way it was written."""
+    with measure_stage(tmp_path, "work"):
+        pass
+    (record,) = [json.loads(x) for x in (tmp_path / STAGE_LOG).read_text().splitlines()]
+    assert (record["cpus"], record["gpu"]) == (os.cpu_count(), None)  # torch: no CUDA here
+    assert record["machine"] == machine() == f"{os.cpu_count()} CPUs"
+    assert machine_info() == {"cpus": os.cpu_count(), "gpu": None}
+    start = {"stage": "rnn", "started": "2026-01-01T00:00:00+00:00", "seconds": 10.0}
+    rows = [
+        {**start, "machine": "16 CPUs, NVIDIA H200"},  # before the cpus field
+        {**start, "machine": "16 CPUs, NVIDIA H200", "cpus": 16},  # before the gpu field
+        {**start, "cpus": 16, "gpu": "NVIDIA H200"},  # the fields alone
+        {**start, "machine": "2 CPUs", "cpus": 2, "gpu": None},
+        {**start},  # before any machine field
+    ]
+    (tmp_path / STAGE_LOG).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    by = stage_totals(tmp_path)["rnn"]["by_machine"]
+    assert {k: (v["runs"], v["cpus"], v["gpu"]) for k, v in by.items()} == {
+        "16 CPUs, NVIDIA H200": (3, 16, "NVIDIA H200"),
+        "2 CPUs": (1, 2, None),
+        "?": (1, None, None),
+    }
+    # the controller's log tags each row with the text: read back the same way
+    gpu, cpu = "16 CPUs, NVIDIA H200", "2 CPUs"
+    assert (machine_cpus(gpu), machine_has_gpu(gpu)) == (16, True)
+    assert (machine_cpus(cpu), machine_has_gpu(cpu), machine_cpus("?")) == (2, False, None)

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from mdnworld.checkpoints import load_checkpoint, load_latents, load_vae, load_weights
 from mdnworld.config import EncodeConfig, VAEConfig
 from mdnworld.data.episodes import episode_files, load_episode
 from mdnworld.data.frames import FrameStore, split_episodes
+from mdnworld.errors import CheckpointError
 from mdnworld.io import read_json
 from mdnworld.models.vae import VAE, VAEArch, frames_to_tensor
-from mdnworld.train.common import CheckpointError, load_checkpoint, load_weights
-from mdnworld.train.encode import encode_run, latent_files, load_latents
-from mdnworld.train.vae import evaluate, load_vae, train_vae
+from mdnworld.train.encode import encode_run, latent_files
+from mdnworld.train.vae import evaluate, train_vae
 
 QUIET = {"log": lambda s: None}
 

@@ -11,9 +11,12 @@ import dataclasses
 import sys
 import typing
 from pathlib import Path
+from typing import Any
 
 from mdnworld import __version__
-from mdnworld.config import ConfigError, RunConfig, load_config
+from mdnworld.config import RULES, RunConfig, field_docs, literal_choices, load_config
+from mdnworld.errors import MissingError, UserError
+from mdnworld.layout import RunLayout
 from mdnworld.pipeline import STAGES, run_pipeline, save_run_config
 from mdnworld.stage_log import measure_stage
 
@@ -23,27 +26,45 @@ ANALYSIS_HELP = {
     "committed": "C: frames per class when every step is forced onto one component",
     "all": "the three analyses in turn",
 }
+_INLINE_CHOICES = 6
+"""A Literal field with more values than this lists them in its help, not in its usage."""
+
+
+def _flag_help(name: str, doc: str, default: Any, choices: tuple[Any, ...] | None) -> str:
+    """A field's docstring, its range, its default and (for a long list) its choices, as
+    argparse help."""
+    text = " ".join(doc.split())
+    if choices is not None and len(choices) > _INLINE_CHOICES:
+        text += f" One of: {', '.join(map(str, choices))}."
+    if name in RULES:
+        text += f" Must be {RULES[name][0]}."
+    text += f" (default: {default!r})"
+    return text.strip().replace("%", "%%")
 
 
 def _add_stage_flags(parser: argparse.ArgumentParser, stage: str) -> None:
-    """One ``--field-name`` flag per field of the stage's config dataclass (default: unset)."""
+    """One ``--field-name`` flag per field of the stage's config dataclass (default: unset),
+    its help the field's docstring; a ``Literal`` field's flag takes only its values."""
     cls = typing.get_type_hints(RunConfig)[stage]
-    hints = typing.get_type_hints(cls)
-    group = parser.add_argument_group(f"[{stage}] settings (override the config file)")
+    hints, docs = typing.get_type_hints(cls), field_docs(cls)
+    summary = next(iter((cls.__doc__ or "").strip().splitlines()), None)
+    group = parser.add_argument_group(f"[{stage}] settings (override the config file)", summary)
     for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        typ = hints[f.name]
-        doc = f"(default: {f.default!r})"
+        flag, dest, typ = "--" + f.name.replace("_", "-"), f"{stage}.{f.name}", hints[f.name]
+        choices = literal_choices(typ)
+        text = _flag_help(f.name, docs.get(f.name, ""), f.default, choices)
         if typ is bool:
             group.add_argument(
-                flag,
-                dest=f"{stage}.{f.name}",
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=doc,
+                flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+        elif choices is not None:
+            metavar = None if len(choices) <= _INLINE_CHOICES else "NAME"
+            group.add_argument(
+                flag, dest=dest, default=None, choices=choices, metavar=metavar, help=text
             )
         else:
-            group.add_argument(flag, dest=f"{stage}.{f.name}", default=None, metavar="V", help=doc)
+            metavar = typ.__name__.upper() if isinstance(typ, type) else "V"
+            group.add_argument(flag, dest=dest, default=None, metavar=metavar, help=text)
 
 
 def _common(parser: argparse.ArgumentParser, run_dir: bool = True) -> None:
@@ -153,11 +174,11 @@ def _resolve(args: argparse.Namespace) -> tuple[Path, RunConfig]:
 
 
 def _cmd_validate(run_dir: Path) -> int:
-    from mdnworld.data.episodes import EPISODE_DIR, validate_run
+    from mdnworld.data.episodes import validate_run
 
-    if not (run_dir / EPISODE_DIR).is_dir():
-        print(f"error: {run_dir / EPISODE_DIR}: no episode folder", file=sys.stderr)
-        return 2
+    episodes = RunLayout(run_dir).episodes_dir
+    if not episodes.is_dir():
+        raise MissingError(f"{episodes}: no episode folder; run `mdnworld generate` first")
     good, bad = validate_run(run_dir)
     for err in bad:
         print(f"BAD {err}", file=sys.stderr)
@@ -165,53 +186,65 @@ def _cmd_validate(run_dir: Path) -> int:
     return 1 if bad or not good else 0
 
 
+def _cmd_results(args: argparse.Namespace) -> None:
+    """The commands that read finished runs and write elsewhere (no config, no stage log)."""
+    if args.command == "collect-results":
+        from mdnworld.results import collect_results
+
+        collect_results(args.run_dir, args.out, args.discussion)
+    elif args.command == "controller-results":
+        from mdnworld.control.results import collect_controller_results
+
+        collect_controller_results(args.runs, args.out, args.discussion, args.baselines)
+    elif args.command == "export-models":
+        from mdnworld import shipped
+
+        shipped.export_models(args.run_dir, args.out, fp16=not args.fp32)
+    else:
+        from mdnworld import shipped
+
+        shipped.init_from_shipped(args.run_dir, args.models or shipped.DEFAULT_DIR)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Carry out a parsed command; its exit status."""
+    if args.command in ("collect-results", "controller-results", "export-models", "from-shipped"):
+        _cmd_results(args)
+        return 0
+    run_dir, cfg = _resolve(args)
+    if args.command == "validate":
+        return _cmd_validate(run_dir)
+    if args.command == "report":  # reads the run; leaves its config.json alone
+        from mdnworld.report import serve, write_report
+
+        index = write_report(run_dir)
+        if args.serve:
+            serve(index.parent, args.port)
+        return 0
+    if args.command == "pipeline":
+        run_pipeline(run_dir, cfg)
+        return 0
+    stage = {s.name: s for s in STAGES}[args.command]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_run_config(run_dir, cfg)
+    with measure_stage(run_dir, stage.name):
+        if args.command == "analyze" and args.analysis != "all":
+            from mdnworld.analysis.run import run_analyses
+
+            run_analyses(run_dir, cfg.analyze, (args.analysis,))
+        else:
+            stage.run(run_dir, cfg, print)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``mdnworld`` command. A ``UserError`` (or a missing file) is printed as one line,
+    exit status 2; Ctrl-C exits 130; any other exception is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "collect-results":
-            from mdnworld.results import collect_results
-
-            collect_results(args.run_dir, args.out, args.discussion)
-            return 0
-        if args.command == "controller-results":
-            from mdnworld.control.results import collect_controller_results
-
-            collect_controller_results(args.runs, args.out, args.discussion, args.baselines)
-            return 0
-        if args.command in ("export-models", "from-shipped"):
-            from mdnworld import shipped
-
-            if args.command == "export-models":
-                shipped.export_models(args.run_dir, args.out, fp16=not args.fp32)
-            else:
-                shipped.init_from_shipped(args.run_dir, args.models or shipped.DEFAULT_DIR)
-            return 0
-        run_dir, cfg = _resolve(args)
-        if args.command == "validate":
-            return _cmd_validate(run_dir)
-        if args.command == "report":  # reads the run; leaves its config.json alone
-            from mdnworld.report import serve, write_report
-
-            index = write_report(run_dir)
-            if args.serve:
-                serve(index.parent, args.port)
-            return 0
-        if args.command == "pipeline":
-            run_pipeline(run_dir, cfg)
-            return 0
-        stage = {s.name: s for s in STAGES}[args.command]
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_run_config(run_dir, cfg)
-        with measure_stage(run_dir, stage.name):
-            if args.command == "analyze" and args.analysis != "all":
-                from mdnworld.analysis.run import run_analyses
-
-                run_analyses(run_dir, cfg.analyze, (args.analysis,))
-            else:
-                stage.run(run_dir, cfg, print)
-        return 0
-    except (ConfigError, ValueError, RuntimeError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        return _run(args)
+    except (UserError, FileNotFoundError) as e:
+        print("error: " + " ".join(str(e).splitlines()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

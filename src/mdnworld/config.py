@@ -8,19 +8,50 @@ A config file has one table per stage plus a top-level ``run_dir``::
 
 Command-line overrides come either as a stage's own flags (``mdnworld generate --episodes 5``)
 or as ``--set generate.episodes=5`` (any stage, any field). Unknown tables or keys are errors,
-so a typo never silently falls back to a default.
+so a typo never silently falls back to a default. Every value is checked as it is read: a
+string option is a ``Literal`` of its allowed values, and the numeric fields in ``RULES`` have
+a range; the ``ConfigError`` names the file or override, the key and what is allowed.
+
+The string literal after each field is its documentation; ``field_docs`` reads it for the
+command line's ``--help``.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
 import os
+import textwrap
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from mdnworld.errors import ConfigError
+
+ReconLoss = Literal["bce", "mse"]
+Amp = Literal["none", "bf16"]
+"""train/common.py's ``autocast``."""
+Mixture = Literal["shared", "per_dim"]
+ZSource = Literal["mu", "sample"]
+DoneRule = Literal["sample", "threshold"]
+ExecutorKind = Literal["local", "ray"]
+Which = Literal["mean", "best"]
+Resolution = Literal[
+    "RES_160X120", "RES_200X125", "RES_200X150", "RES_256X144", "RES_256X160", "RES_256X192",
+    "RES_320X180", "RES_320X200", "RES_320X240", "RES_320X256", "RES_400X225", "RES_400X250",
+    "RES_400X300", "RES_512X288", "RES_512X320", "RES_512X384", "RES_640X360", "RES_640X400",
+    "RES_640X480", "RES_800X450", "RES_800X500", "RES_800X600", "RES_1024X576", "RES_1024X640",
+    "RES_1024X768", "RES_1280X720", "RES_1280X800", "RES_1280X960", "RES_1280X1024",
+    "RES_1400X787", "RES_1400X875", "RES_1400X1050", "RES_1600X900", "RES_1600X1000",
+    "RES_1600X1200", "RES_1920X1080",
+]  # fmt: skip
+"""Every ``vizdoom.ScreenResolution`` name (tests/test_cli.py checks the list against it)."""
 
 
 @dataclass
@@ -34,8 +65,9 @@ class GenerateConfig:
     base_seed: int = 0
     max_steps: int = 2100
     """Episode cap in game tics (SPEC §1)."""
-    resolution: str = "RES_160X120"
-    """ViZDoom screen resolution; the smallest one is the fastest and still resolves fireballs."""
+    resolution: Resolution = "RES_160X120"
+    """ViZDoom screen resolution (a ``vizdoom.ScreenResolution`` name); the smallest one is the
+    fastest and still resolves fireballs."""
     retries: int = 1
     """How often episodes of a crashed worker are retried before the run fails."""
 
@@ -57,7 +89,7 @@ class VAEConfig:
     """Step 2: the convolutional VAE "V" (SPEC §3)."""
 
     latent_dim: int = 64
-    recon_loss: str = "bce"
+    recon_loss: ReconLoss = "bce"
     """"bce" (the paper's) or "mse" (World Models'), summed over the 12,288 values."""
     free_bits: float = 0.0
     """Floor on the per-frame KL in nats (World Models: kl_tolerance 0.5 x 64 = 32)."""
@@ -75,7 +107,7 @@ class VAEConfig:
     """Steps between checkpoints (besides every epoch end)."""
     checkpoint_minutes: float = 10.0
     """Wall-clock minutes between checkpoints at most: a stop loses no more than this."""
-    amp: str = "none"
+    amp: Amp = "none"
     """"bf16" autocast, or "none"; see benchmarks/vae.py for whether it pays off here."""
     device: str = "auto"
     threads: int = 0
@@ -101,7 +133,7 @@ class RNNConfig:
     hidden: int = 256
     """LSTM units (the paper: 256; World Models' Doom: 512)."""
     n_components: int = 5
-    mixture: str = "shared"
+    mixture: Mixture = "shared"
     """"shared" (the paper's: one categorical over K full-latent Gaussians) or "per_dim"
     (World Models': an independent K-mixture per latent dim)."""
     done_head: bool = False
@@ -130,7 +162,7 @@ class RNNConfig:
     seq_len: int = 60
     skip_ahead: int = 3
     """A window starts every skip_ahead frames of an episode."""
-    z_source: str = "mu"
+    z_source: ZSource = "mu"
     """"mu" (the paper) or "sample": z ~ N(mu, exp(logvar)) drawn afresh each epoch."""
     val_fraction: float = 0.15
     """Share of whole episodes held out (split seeded by `seed`, the same as V's when the
@@ -150,7 +182,7 @@ class RNNConfig:
     checkpoint_every: int = 500
     """Steps between checkpoints (besides every epoch end)."""
     checkpoint_minutes: float = 10.0
-    amp: str = "none"
+    amp: Amp = "none"
     """"bf16" autocast or "none". For GPUs: on a CPU without native bf16, oneDNN's LSTM rejects
     bf16 and PyTorch's own kernels are ~20x slower than float32 (benchmarks/rnn.py)."""
     device: str = "auto"
@@ -239,7 +271,7 @@ class ControllerConfig:
     tau: float = 1.15
     """Dream temperature (World Models': logits / tau, variance x tau)."""
     max_steps: int = 2100
-    done: str = "sample"
+    done: DoneRule = "sample"
     """How M's done head ends a dream: "sample" (death ~ Bernoulli(p)) or "threshold"
     (p > done_threshold)."""
     done_threshold: float = 0.5
@@ -248,7 +280,7 @@ class ControllerConfig:
     (0 = never)."""
     eval_episodes: int = 8
     seed: int = 0
-    executor: str = "local"
+    executor: ExecutorKind = "local"
     """"local" (processes on this machine) or "ray" (``pip install mdnworld[ray]``)."""
     address: str = ""
     """Ray cluster address (``ray start --head`` prints it); empty = start a local Ray."""
@@ -265,12 +297,13 @@ class EvaluateConfig:
     """``mdnworld evaluate``: the trained controller in the real game."""
 
     episodes: int = 100
-    which: str = "mean"
+    which: Which = "mean"
     """"mean" (CMA-ES's final mean, the controller) or "best" (best dream candidate)."""
     seed: int = 1_000_000
     """Episode i uses game seed seed + i (apart from the training data's seeds)."""
     max_steps: int = 2100
-    executor: str = "local"
+    executor: ExecutorKind = "local"
+    """"local" (processes on this machine) or "ray" (``pip install mdnworld[ray]``)."""
     address: str = ""
     workers: int = 0
     videos: bool = True
@@ -298,12 +331,70 @@ STAGES: tuple[str, ...] = tuple(
 )
 
 
-class ConfigError(ValueError):
-    """A config file or override that cannot be used; the message names the source."""
-
-
 def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's documentation: the string literal right after it in the class body (read
+    from the source once; empty where the source is not available)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+def literal_choices(typ: Any) -> tuple[Any, ...] | None:
+    """The allowed values of a ``Literal[...]`` field type (also inside ``X | None``), or None."""
+    if typing.get_origin(typ) is Literal:
+        return typing.get_args(typ)
+    if typing.get_origin(typ) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(typ):
+            if (choices := literal_choices(arg)) is not None:
+                return choices
+    return None
+
+
+def _in(lo: float, hi: float, closed: bool) -> tuple[str, Callable[[Any], bool]]:
+    if closed:
+        return f"in [{lo:g}, {hi:g}]", lambda v: lo <= v <= hi
+    return f"in [{lo:g}, {hi:g})", lambda v: lo <= v < hi
+
+
+_AT_LEAST_1: tuple[str, Callable[[Any], bool]] = (">= 1", lambda v: v >= 1)
+_AT_LEAST_0: tuple[str, Callable[[Any], bool]] = (">= 0", lambda v: v >= 0)
+RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    **dict.fromkeys(
+        ("epochs", "batch_size", "seq_len", "skip_ahead", "max_steps", "rollouts",
+         "generations", "dream_chunks", "hidden", "n_components", "fps", "scale"),
+        _AT_LEAST_1,
+    ),
+    **dict.fromkeys(
+        ("episodes", "episode", "eval_episodes", "workers", "threads", "prefetch", "retries",
+         "patience", "max_minutes", "grad_clip", "free_bits", "checkpoint_minutes",
+         "eval_every", "model_index", "models", "tau_sigma"),
+        _AT_LEAST_0,
+    ),
+    **dict.fromkeys(("lr", "sigma0", "tau", "tau_pi"), ("> 0", lambda v: v > 0)),
+    "val_fraction": _in(0, 1, closed=False),
+    **dict.fromkeys(("p_change", "done_threshold"), _in(0, 1, closed=True)),
+    "popsize": (">= 2 (CMA-ES)", lambda v: v >= 2),
+    "commit": (">= -1 (-1 = sample the component from pi)", lambda v: v >= -1),
+}  # fmt: skip
+"""Range of the numeric fields, by field name (the same name means the same in every table)."""
 
 
 def coerce(value: Any, typ: Any, where: str) -> Any:
@@ -314,6 +405,12 @@ def coerce(value: Any, typ: Any, where: str) -> Any:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             return None
         return coerce(value, args[0], where)
+    if origin is Literal:
+        allowed = typing.get_args(typ)
+        if isinstance(value, str) and value in allowed:
+            return value
+        names = ", ".join(repr(a) for a in allowed)
+        raise ConfigError(f"{where}: expected one of {names}, got {value!r}")
     if origin in (list, tuple):
         (item,) = typing.get_args(typ)[:1]
         if isinstance(value, str):
@@ -339,18 +436,32 @@ def coerce(value: Any, typ: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported field type {typ!r}")
 
 
-def _apply(obj: Any, values: dict[str, Any], where: str) -> None:
+def check(key: str, value: Any, where: str) -> None:
+    """Raise a ConfigError naming ``where`` if ``value`` breaks ``RULES[key]``."""
+    rule = RULES.get(key)
+    if rule is not None and value is not None and not rule[1](value):
+        raise ConfigError(f"{where}: must be {rule[0]}, got {value!r}")
+
+
+def _apply(obj: Any, values: dict[str, Any], source: str, prefix: str = "") -> None:
+    """Set ``values`` (a TOML table) on the config dataclass ``obj``; errors name ``source``
+    (a file, an override) and the dotted key."""
     hints = _field_types(type(obj))
     for key, value in values.items():
+        name = prefix + key
         if key not in hints:
+            table = f" in [{prefix.rstrip('.')}]" if prefix else ""
             known = ", ".join(hints)
-            raise ConfigError(f"{where}: unknown key {key!r} (known: {known})")
+            raise ConfigError(f"{source}: unknown key {key!r}{table} (known: {known})")
         if dataclasses.is_dataclass(hints[key]):
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}.{key}: expected a table")
-            _apply(getattr(obj, key), value, f"{where}.{key}")
+                raise ConfigError(f"{source}: {name}: expected a table")
+            _apply(getattr(obj, key), value, source, f"{name}.")
         else:
-            setattr(obj, key, coerce(value, hints[key], f"{where}.{key}"))
+            where = f"{source}: {name}"
+            value = coerce(value, hints[key], where)
+            check(key, value, where)
+            setattr(obj, key, value)
 
 
 def load_config(

@@ -1,4 +1,4 @@
-"""Small, dependency-free file helpers: every file mdnworld writes goes through these.
+"""Small file helpers (numpy only): every file mdnworld writes goes through these.
 
 Writes are atomic (temp file in the same folder, fsync, rename), so a killed process never
 leaves a half-written file under the final name.
@@ -11,9 +11,12 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 
 def _umask() -> int:
@@ -77,6 +80,20 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_npz(path: Path | str, arrays: dict[str, np.ndarray], fsync: bool = True) -> None:
+    """Atomically write an uncompressed ``.npz`` that ``np.load`` reads, byte-for-byte
+    reproducible: unlike ``np.savez`` it stamps every member with a fixed date, so equal
+    arrays give equal files (and equal checksums)."""
+    with (
+        atomic_open(path, "wb", fsync=fsync) as f,
+        zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf,
+    ):
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asarray(arr), allow_pickle=False)
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -1,7 +1,8 @@
 """The pipeline: every stage as one function ``(run_dir, cfg, log) -> None``, in order.
 
 Each stage reads and writes files in one run directory and is resumable by itself;
-``is_done`` lets ``mdnworld pipeline`` skip a finished stage without even starting it.
+``is_done`` lets ``mdnworld pipeline`` skip a finished stage without even starting it; each
+asks ``layout.RunLayout``, the one owner of the run directory's files.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from tqdm import tqdm
 
 from mdnworld.config import RunConfig, to_dict
 from mdnworld.io import atomic_write_json
+from mdnworld.layout import RunLayout
 from mdnworld.stage_log import measure_stage
 
 Log = Callable[[str], None]
 
 
 def run_generate(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
-    from mdnworld.data.generate import generate, resolve_workers
+    from mdnworld.data.generate import generate
+    from mdnworld.procs import resolve_workers
 
     g = cfg.generate
     workers = resolve_workers(g.workers)
@@ -42,9 +45,7 @@ def run_generate(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
 
 
 def generate_done(run_dir: Path, cfg: RunConfig) -> bool:
-    from mdnworld.data.episodes import episode_path
-
-    return all(episode_path(run_dir, i).exists() for i in range(cfg.generate.episodes))
+    return RunLayout(run_dir).generate_done(cfg.generate.episodes)
 
 
 def run_show(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
@@ -55,9 +56,7 @@ def run_show(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
 
 
 def show_done(run_dir: Path, cfg: RunConfig) -> bool:
-    from mdnworld.data.preview import PREVIEW_DIR
-
-    return (run_dir / PREVIEW_DIR / f"episode_{cfg.show.episode:06d}_contact.png").exists()
+    return RunLayout(run_dir).show_done(cfg.show.episode)
 
 
 def run_train_vae(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
@@ -67,12 +66,7 @@ def run_train_vae(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
 
 
 def train_vae_done(run_dir: Path, cfg: RunConfig) -> bool:
-    """Done when the final weights exist for the configured number of epochs (raising
-    ``epochs`` later continues the same training from its checkpoint)."""
-    from mdnworld.io import read_json
-
-    meta_path = run_dir / "vae" / "model.json"
-    return meta_path.exists() and read_json(meta_path)["config"]["epochs"] == cfg.vae.epochs
+    return RunLayout(run_dir).vae_done(cfg.vae.epochs)
 
 
 def run_encode(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
@@ -82,10 +76,7 @@ def run_encode(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
 
 
 def encode_done(run_dir: Path, cfg: RunConfig) -> bool:
-    from mdnworld.data.episodes import episode_files
-
-    eps = episode_files(run_dir)
-    return bool(eps) and all((run_dir / "latents" / p.name).exists() for p in eps)
+    return RunLayout(run_dir).encode_done()
 
 
 def run_train_rnn(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
@@ -95,21 +86,19 @@ def run_train_rnn(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
 
 
 def train_rnn_done(run_dir: Path, cfg: RunConfig) -> bool:
-    from mdnworld.train.rnn import rnn_done
-
-    return rnn_done(run_dir, cfg.rnn)
+    r = cfg.rnn
+    return RunLayout(run_dir).rnn_done(list(range(r.model_index, r.model_index + r.models)))
 
 
 def run_dream(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
-    from mdnworld.dream_files import run_dreams
+    from mdnworld.dreams.videos import run_dreams
 
     run_dreams(run_dir, cfg.dream, log)
 
 
 def dream_done(run_dir: Path, cfg: RunConfig) -> bool:
-    from mdnworld.dream_files import dreams_done
-
-    return dreams_done(run_dir, cfg.dream)
+    d = cfg.dream
+    return RunLayout(run_dir).dreams_done(d.model_index, d.commit, d.committed)
 
 
 def run_analyze(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
@@ -119,9 +108,7 @@ def run_analyze(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
 
 
 def analyze_done(run_dir: Path, cfg: RunConfig) -> bool:
-    from mdnworld.analysis.run import analyses_done
-
-    return analyses_done(run_dir)
+    return RunLayout(run_dir).analyses_done()
 
 
 def run_train_controller(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
@@ -131,9 +118,7 @@ def run_train_controller(run_dir: Path, cfg: RunConfig, log: Log = print) -> Non
 
 
 def train_controller_done(run_dir: Path, cfg: RunConfig) -> bool:
-    from mdnworld.control.train import controller_done
-
-    return controller_done(run_dir, cfg.controller)
+    return RunLayout(run_dir).controller_done(cfg.controller.generations)
 
 
 def needs_done_head(cfg: RunConfig) -> str | None:
@@ -155,15 +140,7 @@ def run_evaluate(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
 
 
 def evaluate_done(run_dir: Path, cfg: RunConfig) -> bool:
-    """Done when scores exist for the controller of the configured generation."""
-    from mdnworld.io import read_json
-
-    path = run_dir / "evaluate" / "scores.json"
-    return (
-        path.exists()
-        and read_json(path)["generation"] == cfg.controller.generations
-        and read_json(path)["episodes"] == cfg.evaluate.episodes
-    )
+    return RunLayout(run_dir).evaluate_done(cfg.controller.generations, cfg.evaluate.episodes)
 
 
 @dataclass(frozen=True)
@@ -242,7 +219,7 @@ STAGES: list[Stage] = [
 
 def save_run_config(run_dir: Path, cfg: RunConfig) -> None:
     """Record the resolved config of the latest command in ``RUN_DIR/config.json``."""
-    atomic_write_json(run_dir / "config.json", to_dict(cfg))
+    atomic_write_json(RunLayout(run_dir).config_json, to_dict(cfg))
 
 
 def run_pipeline(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 
 from mdnworld.analysis.run import committed_table
 from mdnworld.io import atomic_open, atomic_write_json, read_json, sha256_file
+from mdnworld.logs import read_log
 from mdnworld.stage_log import stage_totals
-from mdnworld.train.common import read_log
 
 COPY = (  # (from RUN_DIR, to OUT)
     ("analysis/summary.md", "analysis/summary.md"),

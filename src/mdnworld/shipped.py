@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
-from mdnworld.dreams import STARTS_FILE, StartBank
+from mdnworld.checkpoints import STARTS_FILE, StartBank, load_weights, save_weights
+from mdnworld.errors import CheckpointError, ConflictError, MissingError
 from mdnworld.io import atomic_write_json, read_json, sha256_file
-from mdnworld.train.common import CheckpointError, load_weights, save_weights
+from mdnworld.layout import RunLayout, model_index
 
 FORMAT = "mdnworld.shipped/1"
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "results" / "paper" / "models"
@@ -43,22 +44,23 @@ def export_models(
 ) -> dict[str, Any]:
     run_dir, out = Path(run_dir), Path(out)
     dtype = torch.float16 if fp16 else torch.float32
-    vae_src = run_dir / "vae" / "model.safetensors"
+    run = RunLayout(run_dir)
+    vae_src = run.vae_model
     _convert(vae_src, out / "vae.safetensors", dtype, {"source_sha256": sha256_file(vae_src)})
-    models = sorted((run_dir / "rnn").glob("model_*/model.safetensors"))
+    models = [run.rnn_model(i) for i in run.rnn_indices()]
     if not models:
-        raise FileNotFoundError(f"{run_dir / 'rnn'}: no finished M to export")
+        raise MissingError(f"{run.rnn_dir}: no finished M to export")
     for src in models:
         name = src.parent.name  # model_<i>
         extra = {"source_sha256": sha256_file(src)}
         _convert(src, out / "rnn" / f"{name}.safetensors", dtype, extra)
-    shutil.copyfile(run_dir / "rnn" / "split.json", out / "split.json")
+    shutil.copyfile(run.rnn_split, out / "split.json")
     StartBank.from_run(run_dir).save_rows(out / STARTS_FILE, START_STEPS)
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "MANIFEST.json")
     data = {
-        name: sha256_file(run_dir / name)
-        for name in ("episodes/manifest.json", "latents/manifest.json")
-        if (run_dir / name).exists()
+        run.rel(path): sha256_file(path)
+        for path in (run.episode_manifest, run.latent_manifest)
+        if path.exists()
     }
     manifest = {
         "format": FORMAT,
@@ -79,7 +81,7 @@ def init_from_shipped(
     run_dir, models_dir = Path(run_dir), Path(models_dir)
     man_path = models_dir / "MANIFEST.json"
     if not man_path.exists():
-        raise FileNotFoundError(f"{man_path}: no shipped models there")
+        raise MissingError(f"{man_path}: no shipped models there")
     manifest = read_json(man_path)
     if manifest.get("format") != FORMAT:
         raise CheckpointError(f"{man_path}: format {manifest.get('format')!r}, expected {FORMAT}")
@@ -87,19 +89,18 @@ def init_from_shipped(
         path = models_dir / rel
         if not path.exists() or sha256_file(path) != sha:
             raise CheckpointError(f"{path}: missing or its checksum differs from {man_path.name}")
-    for existing in (run_dir / "vae" / "model.json", run_dir / "rnn"):
+    run = RunLayout(run_dir)
+    for existing in (run.vae_meta, run.rnn_dir):
         if existing.exists():
-            raise FileExistsError(
-                f"{existing}: {run_dir} already has trained models; use a new run"
-            )
-    _convert(models_dir / "vae.safetensors", run_dir / "vae" / "model.safetensors",
+            raise ConflictError(f"{existing}: {run_dir} already has trained models; use a new run")
+    _convert(models_dir / "vae.safetensors", run.vae_model,
              torch.float32, {"shipped_from": str(models_dir)})  # fmt: skip
     for name in manifest["models"]:
         _convert(models_dir / "rnn" / f"{name}.safetensors",
-                 run_dir / "rnn" / name / "model.safetensors", torch.float32,
+                 run.rnn_model(model_index(name)), torch.float32,
                  {"shipped_from": str(models_dir)})  # fmt: skip
-    shutil.copyfile(models_dir / "split.json", run_dir / "rnn" / "split.json")
-    (run_dir / "latents").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(models_dir / STARTS_FILE, run_dir / "latents" / STARTS_FILE)
+    shutil.copyfile(models_dir / "split.json", run.rnn_split)
+    run.latents_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(models_dir / STARTS_FILE, run.starts)
     log(f"from-shipped: {run_dir} has V and {len(manifest['models'])} M(s) from {models_dir}; "
         f"now `mdnworld dream {run_dir}` or `mdnworld analyze all {run_dir}`")  # fmt: skip

@@ -5,8 +5,10 @@ One JSON line per run of a stage (a resumed stage gets one line per run): ``stag
 process plus all its descendants, e.g. generate's workers and their games, sampled every 0.5 s,
 and at least this process's own peak during the stage: Linux's VmHWM, reset at its start, so a
 short peak between two samples still counts), ``finished`` (False if the stage raised or was
-interrupted with Ctrl-C; a SIGKILL leaves no line), ``machine`` (CPU count, and the GPU when
-the stage used CUDA) and ``cpus``.
+interrupted with Ctrl-C; a SIGKILL leaves no line), and where it ran: ``cpus`` (the CPU
+count), ``gpu`` (the GPU's name when the stage used CUDA, else null) and ``machine``, the same
+as one string for people ("16 CPUs, NVIDIA H200", "2 CPUs"). Records older than the ``cpus``
+and ``gpu`` fields have only ``machine`` (or nothing); ``_from_old_record`` reads it.
 ``stage_totals`` sums them per stage, for RESULTS tables.
 """
 
@@ -23,7 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-STAGE_LOG = "stages.jsonl"
+from mdnworld.layout import RunLayout
+
+STAGE_LOG = RunLayout(Path()).stage_log.name
+"""The log's file name in the run directory (``RunLayout.stage_log``)."""
 SAMPLE_SECONDS = 0.5
 
 
@@ -72,14 +77,25 @@ def _own_peak_bytes() -> int:
     return int(fields[1]) * 1024 if len(fields) == 3 and fields[1].isdigit() else 0
 
 
-def machine() -> str:
-    """ "16 CPUs, NVIDIA H200" or "2 CPUs": where a stage ran (the GPU only if torch, already
-    imported by the stage, has initialised CUDA)."""
-    text = f"{os.cpu_count()} CPUs"
+def machine_info() -> dict[str, Any]:
+    """Where a stage runs: ``{"cpus": 16, "gpu": "NVIDIA H200"}`` (``gpu`` None unless torch,
+    already imported by the stage, has initialised CUDA)."""
     torch = sys.modules.get("torch")
+    gpu = None
     if torch is not None and torch.cuda.is_initialized():
-        text += f", {torch.cuda.get_device_name()}"
-    return text
+        gpu = torch.cuda.get_device_name()
+    return {"cpus": os.cpu_count(), "gpu": gpu}
+
+
+def machine_text(info: dict[str, Any]) -> str:
+    """``machine_info()`` for people: "16 CPUs, NVIDIA H200" or "2 CPUs"."""
+    text = f"{info['cpus']} CPUs"
+    return f"{text}, {info['gpu']}" if info.get("gpu") else text
+
+
+def machine() -> str:
+    """This machine as ``machine_text`` writes it (the controller's log tags each row so)."""
+    return machine_text(machine_info())
 
 
 @contextlib.contextmanager
@@ -111,10 +127,11 @@ def measure_stage(run_dir: Path, stage: str) -> Iterator[dict[str, Any]]:
         record["seconds"] = round(time.monotonic() - t0, 1)
         peak[0] = max(peak[0], _own_peak_bytes() if own_peak else 0)
         record["peak_rss_mb"] = round(peak[0] / 2**20, 1)
-        record["machine"] = machine()
-        record["cpus"] = os.cpu_count()
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        with open(Path(run_dir) / STAGE_LOG, "a") as f:  # append-only log: one line per run
+        info = machine_info()
+        record.update(machine=machine_text(info), **info)
+        path = RunLayout(Path(run_dir)).stage_log
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:  # append-only log: one line per run
             f.write(json.dumps(record) + "\n")
 
 
@@ -135,30 +152,50 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _from_old_record(record: dict[str, Any]) -> dict[str, Any]:
+    """``cpus`` and ``gpu`` from a ``machine`` string ("16 CPUs, NVIDIA H200" -> 16 and
+    "NVIDIA H200"; None where it says nothing): the only reader of that string, for records
+    older than the fields and the controller's log tags."""
+    name = str(record.get("machine", "?"))
+    head, _, gpu = name.partition(", ")
+    count = (head.split() or ["?"])[0]
+    return {"cpus": int(count) if count.isdigit() else None, "gpu": gpu or None}
+
+
+def machine_facts(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``cpus`` and ``gpu``: its fields where it has them, else its ``machine``
+    string's."""
+    old = _from_old_record(record)
+    return {key: record[key] if key in record else old[key] for key in ("cpus", "gpu")}
+
+
 def machine_cpus(name: str) -> int | None:
-    """The CPU count in a ``machine()`` string ("16 CPUs, NVIDIA H200" -> 16), None if none."""
-    head = (name.split() or ["?"])[0]
-    return int(head) if head.isdigit() else None
+    """The CPU count in a ``machine`` string ("16 CPUs, NVIDIA H200" -> 16), None if none; for
+    the controller's log tags and records older than the ``cpus`` field."""
+    return _from_old_record({"machine": name})["cpus"]
 
 
 def machine_has_gpu(name: str) -> bool:
-    """Whether a ``machine()`` string names a GPU after its CPU count."""
-    return ", " in name
+    """Whether a ``machine`` string names a GPU; for the controller's log tags and records
+    older than the ``gpu`` field."""
+    return _from_old_record({"machine": name})["gpu"] is not None
 
 
-def _cpus(record: dict[str, Any]) -> int | None:
-    """The CPU count of a record; records older than the field have it in ``machine``."""
-    if "cpus" in record:
-        return record["cpus"]
-    return machine_cpus(record.get("machine", "?"))
+def _machine_key(record: dict[str, Any]) -> str:
+    """The ``by_machine`` key of a record: its machine as ``machine_text`` writes it ("?" when
+    the record says nothing of it)."""
+    facts = machine_facts(record)
+    if facts["cpus"] is None:
+        return str(record.get("machine", "?"))
+    return machine_text(facts)
 
 
 def stage_totals(run_dir: Path) -> dict[str, dict[str, Any]]:
     """Per stage: wall seconds over all its runs (runs that overlapped, such as models trained
     side by side, count once), the largest peak RSS, runs, finished (its last run), and the
-    same per machine under ``by_machine`` ("?" for records older than the field), each with
-    its ``cpus`` (None if unknown)."""
-    path = Path(run_dir) / STAGE_LOG
+    same per machine under ``by_machine`` (keyed by ``machine_text``; "?" for records older
+    than any machine field), each with its ``cpus`` and ``gpu`` (None if unknown)."""
+    path = RunLayout(Path(run_dir)).stage_log
     records: dict[str, list[dict[str, Any]]] = {}
     if path.exists():
         for line in path.read_text().splitlines():
@@ -171,11 +208,11 @@ def stage_totals(run_dir: Path) -> dict[str, dict[str, Any]]:
     for stage, runs in records.items():
         machines: dict[str, list[dict[str, Any]]] = {}
         for r in runs:
-            machines.setdefault(r.get("machine", "?"), []).append(r)
+            machines.setdefault(_machine_key(r), []).append(r)
         totals[stage] = {
             **_summarise(runs),
             "by_machine": {
-                m: {**_summarise(rs), "cpus": _cpus(rs[-1])} for m, rs in machines.items()
+                m: {**_summarise(rs), **machine_facts(rs[-1])} for m, rs in machines.items()
             },
         }
     return totals

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from mdnworld.analysis.common import (
-    ANALYSIS_DIR,
     Inputs,
     labelled_dreams,
     pyplot,
@@ -29,20 +28,22 @@ from mdnworld.analysis.common import (
 )
 from mdnworld.analysis.detectors import EVENT_CLASSES, WORLD_CLASSES, event_labels, world_labels
 from mdnworld.config import AnalyzeConfig
-from mdnworld.dream_files import COLOURS
+from mdnworld.errors import ConfigError
 from mdnworld.io import atomic_write_json
+from mdnworld.layout import RunLayout
+from mdnworld.palette import COLOURS
+from mdnworld.reference import PAPER_COMMITTED
 
 NAME = "committed"
+"""The CLI name; ``RunLayout.analysis(NAME)`` is the folder."""
 EVENTS = EVENT_CLASSES[:4]  # appear/disappear counts (Otherwise left out)
-PAPER = "the explosion component made ~520 explosion frames per 1000, the others 0-50; fireball "
-PAPER += "frames were common under every component (~250-700); wall frames stayed under ~100"
 
 
 def committed(run_dir: Path, inputs: Inputs, cfg: AnalyzeConfig) -> dict[str, Any]:
     """Run C; writes counts, medians, JSON and the figure; returns the JSON."""
     if cfg.c_model not in inputs.models:
-        raise ValueError(f"analyze.c_model={cfg.c_model} is not among the loaded Ms")
-    out = Path(run_dir) / ANALYSIS_DIR / NAME
+        raise ConfigError(f"analyze.c_model={cfg.c_model} is not among the loaded Ms")
+    run = RunLayout(run_dir)
     K = inputs.n_components
     counts = np.zeros((K, cfg.c_tests, len(WORLD_CLASSES) + len(EVENTS)), np.int64)
     for k in range(K):
@@ -56,7 +57,7 @@ def committed(run_dir: Path, inputs: Inputs, cfg: AnalyzeConfig) -> dict[str, An
             counts[k, j] = np.concatenate([world_labels(f).sum(0), event_labels(f)[:, :4].sum(0)])
     names = list(WORLD_CLASSES) + list(EVENTS)
     write_csv(
-        out / "counts.csv",
+        run.committed_counts,
         [
             {"component": k, "test": j, **{c: int(counts[k, j, n]) for n, c in enumerate(names)}}
             for k in range(K)
@@ -67,7 +68,7 @@ def committed(run_dir: Path, inputs: Inputs, cfg: AnalyzeConfig) -> dict[str, An
     table = [
         {"component": k, **{c: float(medians[k, n]) for n, c in enumerate(names)}} for k in range(K)
     ]
-    write_csv(out / "table.csv", table)
+    write_csv(run.analysis_table(NAME), table)
     result = {
         "model": cfg.c_model,
         "tests": cfg.c_tests,
@@ -77,12 +78,12 @@ def committed(run_dir: Path, inputs: Inputs, cfg: AnalyzeConfig) -> dict[str, An
         "median_frames": table,
         # the component with the most explosion frames, if any component made one
         "explosion_component": int(medians[:, 0].argmax()) if medians[:, 0].max() > 0 else None,
-        "paper": PAPER,
+        "paper": PAPER_COMMITTED,
         "note": "An intervention (the component is forced), so no selection-bias null is "
         "needed, unlike worlds-events.",
     }
-    atomic_write_json(out / "results.json", result)
-    figure(counts, names, cfg, out / "committed.png")
+    atomic_write_json(run.analysis_results(NAME), result)
+    figure(counts, names, cfg, run.analysis_figure(NAME))
     return result
 
 

@@ -13,13 +13,15 @@ from typing import Any
 import numpy as np
 
 from mdnworld.analysis.detectors import FrameFeatures, Thresholds, detect
+from mdnworld.checkpoints import StartBank, Starts, load_mdnrnn, load_vae
 from mdnworld.config import AnalyzeConfig
-from mdnworld.dreams import DreamRecord, StartBank, Starts, decode, dream
+from mdnworld.device import resolve_device, set_threads
+from mdnworld.dreams import DreamRecord, decode, dream
+from mdnworld.errors import ConfigError, MissingError
 from mdnworld.io import atomic_open
+from mdnworld.layout import RunLayout
 from mdnworld.models.mdnrnn import MDNRNN
 from mdnworld.models.vae import VAE
-
-ANALYSIS_DIR = "analysis"
 
 
 @dataclass
@@ -37,25 +39,20 @@ class Inputs:
 
 def load_inputs(run_dir: Path, cfg: AnalyzeConfig, indices: Sequence[int] | None = None) -> Inputs:
     """Load V and the Ms (``indices``, or the first ``cfg.models``, or all), on cfg.device."""
-    from mdnworld.train.common import resolve_device, set_threads
-    from mdnworld.train.rnn import RNN_DIR, load_mdnrnn
-    from mdnworld.train.vae import load_vae
-
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
+    run = RunLayout(run_dir)
     if indices is None:
-        found = sorted(
-            int(p.parent.name.split("_")[1]) for p in (run_dir / RNN_DIR).glob("model_*/model.json")
-        )
+        found = run.rnn_indices()
         if not found:
-            raise FileNotFoundError(f"{run_dir / RNN_DIR}: no trained M; run train-rnn first")
+            raise MissingError(f"{run.rnn_dir}: no trained M; run train-rnn first")
         indices = found[: cfg.models] if cfg.models > 0 else found
     models = {}
     for i in indices:
         model, _ = load_mdnrnn(run_dir, i, device)
         if model.arch.mixture != "shared":
-            raise ValueError(
-                f"{run_dir / RNN_DIR}/model_{i}: the analyses need the paper's shared mixture "
+            raise ConfigError(
+                f"{run.rnn_model_dir(i)}: the analyses need the paper's shared mixture "
                 f"(one pi over K components), this M has mixture={model.arch.mixture!r}"
             )
         models[i] = model

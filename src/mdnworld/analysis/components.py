@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from mdnworld.analysis.common import (
-    ANALYSIS_DIR,
     Inputs,
     labelled_dreams,
     pyplot,
@@ -23,16 +22,19 @@ from mdnworld.analysis.common import (
 )
 from mdnworld.analysis.detectors import WORLD_CLASSES, world_labels
 from mdnworld.config import AnalyzeConfig
-from mdnworld.dream_files import COLOURS
+from mdnworld.layout import RunLayout
+from mdnworld.palette import COLOURS
 
-NAME = "components_over_time"
+NAME = "components-over-time"
+"""The CLI name; ``RunLayout.analysis(NAME)`` is the folder."""
 STRIP_FRAMES = 20
 """Frames shown under the curves (evenly spaced over the recorded steps)."""
 
 
 def components_over_time(run_dir: Path, inputs: Inputs, cfg: AnalyzeConfig) -> dict[str, Any]:
     """One dream per M; writes the figure and CSV of each, returns a JSON-able summary."""
-    out = Path(run_dir) / ANALYSIS_DIR / NAME
+    run = RunLayout(run_dir)
+    out = run.analysis(NAME)
     summary: dict[str, Any] = {"warmup": cfg.a_warmup, "steps": cfg.a_steps, "models": {}}
     for i in inputs.models:
         d = labelled_dreams(inputs, i, cfg, n=1, steps=cfg.a_steps, warmup=cfg.a_warmup)
@@ -52,13 +54,13 @@ def components_over_time(run_dir: Path, inputs: Inputs, cfg: AnalyzeConfig) -> d
             }
             for t in range(len(pi))
         ]
-        write_csv(out / f"model_{i}.csv", rows)
+        write_csv(run.analysis_model_file(NAME, i, ".csv"), rows)
         figure(pi, d.frames[0], worlds, f"M model_{i}: π over {len(pi)} dreamed steps after "
                f"{cfg.a_warmup} warm-up steps (τπ={cfg.tau_pi:g}, τσ={cfg.tau_sigma:g})",
-               out / f"model_{i}.png")  # fmt: skip
+               run.analysis_model_file(NAME, i, ".png"))  # fmt: skip
         dominant = pi.argmax(1)
         summary["models"][str(i)] = {
-            "figure": f"{NAME}/model_{i}.png",
+            "figure": f"{out.name}/model_{i}.png",  # relative to analysis/
             "dominant_share": np.bincount(dominant, minlength=pi.shape[1]).tolist(),
             "switches": int((dominant[1:] != dominant[:-1]).sum()),
             "start_episode": d.starts.episodes[0],

@@ -11,36 +11,27 @@ from pathlib import Path
 from typing import Any
 
 from mdnworld.analysis import committed, components, worlds_events
-from mdnworld.analysis.common import ANALYSIS_DIR, load_inputs
+from mdnworld.analysis.common import load_inputs
 from mdnworld.config import AnalyzeConfig
+from mdnworld.errors import ConfigError
 from mdnworld.io import atomic_open, atomic_write_json, read_json
-
-ANALYSES = ("components-over-time", "worlds-events", "committed")
-FOLDERS = {
-    "components-over-time": components.NAME,
-    "worlds-events": worlds_events.NAME,
-    "committed": committed.NAME,
-}
+from mdnworld.layout import ANALYSES, RunLayout
 
 
 def results_path(run_dir: Path, analysis: str) -> Path:
-    return Path(run_dir) / ANALYSIS_DIR / FOLDERS[analysis] / "results.json"
-
-
-def analyses_done(run_dir: Path) -> bool:
-    return all(results_path(run_dir, a).exists() for a in ANALYSES)
+    return RunLayout(run_dir).analysis_results(analysis)
 
 
 def run_analyses(
     run_dir: Path,
     cfg: AnalyzeConfig,
-    which: tuple[str, ...] = ANALYSES,
+    which: tuple[str, ...] = tuple(ANALYSES),
     log: Callable[[str], None] = print,
 ) -> Path:
     """Run the chosen analyses; returns the path of summary.md."""
     unknown = set(which) - set(ANALYSES)
     if unknown:
-        raise ValueError(f"unknown analysis {sorted(unknown)}, expected some of {ANALYSES}")
+        raise ConfigError(f"unknown analysis {sorted(unknown)}, expected some of {list(ANALYSES)}")
     run_dir = Path(run_dir)
     inputs = load_inputs(run_dir, cfg)
     log(f"analyze: models {sorted(inputs.models)}, K = {inputs.n_components}")
@@ -135,7 +126,7 @@ def write_summary(run_dir: Path) -> Path:
             *committed_table(r),
         ]
         lines.append("")
-    path = Path(run_dir) / ANALYSIS_DIR / "summary.md"
+    path = RunLayout(run_dir).analysis_summary
     with atomic_open(path, "w") as f:
         f.write("\n".join(lines))
     return path

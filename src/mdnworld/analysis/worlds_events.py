@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from mdnworld.analysis.common import (
-    ANALYSIS_DIR,
     Inputs,
     labelled_dreams,
     pyplot,
@@ -34,30 +33,24 @@ from mdnworld.analysis.common import (
 from mdnworld.analysis.detectors import EVENT_CLASSES, WORLD_CLASSES, event_labels, world_labels
 from mdnworld.analysis.stats import analyse_dreams, class_shares
 from mdnworld.config import AnalyzeConfig, to_dict
-from mdnworld.data.episodes import write_npz
-from mdnworld.io import atomic_write_json, read_json
+from mdnworld.io import atomic_write_json, read_json, write_npz
+from mdnworld.layout import RunLayout
+from mdnworld.reference import PAPER_WORLDS_EVENTS
 
-NAME = "worlds_events"
-PAPER = {  # SPEC §7: medians read off the paper's box plots (current, any, significance)
-    "Explosion": (0.82, 0.39, "***"),
-    "LeftWall": (0.46, 0.36, "***"),
-    "RightWall": (0.41, 0.34, "***"),
-    "Fireball": (0.40, 0.38, "n.s."),
-    "FireballAppears": (0.42, 0.34, "***"),
-    "MonsterAppears": (0.37, 0.36, "*"),
-    "MonsterDisappears": (None, None, "n.s."),
-}
+NAME = "worlds-events"
+"""The CLI name; ``RunLayout.analysis(NAME)`` is the folder."""
 SETTINGS = ("b_dreams", "b_steps", "tau_pi", "tau_sigma", "p_change", "seed")
 
 
 def dream_labels(run_dir: Path, inputs: Inputs, cfg: AnalyzeConfig, log: Callable) -> dict:
     """Per model: dominant (D, T), worlds (D, T, 5), events (D, T, 5), dreamed now or read
     back from ``model_<i>.npz`` when it was made with the same settings."""
-    out = Path(run_dir) / ANALYSIS_DIR / NAME
+    run = RunLayout(run_dir)
     settings = {k: to_dict(cfg)[k] for k in SETTINGS}
     per_model = {}
     for i in inputs.models:
-        path, meta = out / f"model_{i}.npz", out / f"model_{i}.json"
+        path = run.analysis_model_file(NAME, i, ".npz")
+        meta = run.analysis_model_file(NAME, i, ".json")
         if path.exists() and meta.exists() and read_json(meta) == settings:
             with np.load(path, allow_pickle=False) as f:
                 per_model[i] = {k: f[k] for k in ("dominant", "worlds", "events")}
@@ -80,7 +73,7 @@ def worlds_events(
     run_dir: Path, inputs: Inputs, cfg: AnalyzeConfig, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Run B over every M of ``inputs``; writes table, JSON and figure; returns the JSON."""
-    out = Path(run_dir) / ANALYSIS_DIR / NAME
+    run = RunLayout(run_dir)
     per_model = dream_labels(run_dir, inputs, cfg, log)
     K = inputs.n_components
     dominants = [d for m in per_model.values() for d in m["dominant"]]
@@ -92,7 +85,7 @@ def worlds_events(
         for c, s in enumerate(summary):
             # class names are unique across the two kinds but for Otherwise
             key = "NoEvent" if (kind, s.class_name) == ("events", "Otherwise") else s.class_name
-            paper = PAPER.get(key, (None, None, None))
+            paper = PAPER_WORLDS_EVENTS.get(key, (None, None, None))
             rows.append(
                 {
                     "kind": kind,
@@ -107,7 +100,7 @@ def worlds_events(
                 "current": [sh[c].current for sh in shares if sh[c] is not None],
                 "any": [sh[c].any for sh in shares if sh[c] is not None],
             }
-    write_csv(out / "table.csv", rows)
+    write_csv(run.analysis_table(NAME), rows)
     result = {
         "models": [int(i) for i in per_model],
         "dreams": len(dominants),
@@ -119,8 +112,8 @@ def worlds_events(
         "null_p = share of circular shifts of the dominant components whose median Current "
         "is at least the observed one (shifts keep persistence, break the tie to frames).",
     }
-    atomic_write_json(out / "results.json", result)
-    figure(rows, per_dream, len(dominants), out / "worlds_events.png")
+    atomic_write_json(run.analysis_results(NAME), result)
+    figure(rows, per_dream, len(dominants), run.analysis_figure(NAME))
     return result
 
 

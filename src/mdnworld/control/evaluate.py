@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from mdnworld.checkpoints import load_weights
 from mdnworld.config import EvaluateConfig
 from mdnworld.control.executors import make_executor
 from mdnworld.control.realgame import play_job, seed_jobs
 from mdnworld.control.train import CTRL_DIR
-from mdnworld.data.preview import upscale, write_video
 from mdnworld.io import atomic_write_json
-from mdnworld.train.common import load_weights
+from mdnworld.media import upscale, write_video
 
 EVAL_DIR = "evaluate"
 REFERENCE = {

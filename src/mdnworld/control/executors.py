@@ -20,7 +20,7 @@ Job = dict[str, Any]
 
 
 def _init_local_worker() -> None:
-    from mdnworld.data.generate import prepare_worker_process
+    from mdnworld.procs import prepare_worker_process
 
     prepare_worker_process()
 

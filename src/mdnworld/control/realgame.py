@@ -73,8 +73,7 @@ def controller_for(mdnrnn: MDNRNN, params: np.ndarray | list[float]) -> Controll
 @functools.lru_cache(maxsize=2)
 def load_models(run_dir: str, model_index: int) -> tuple[VAE, MDNRNN]:
     """V and M ``model_index`` of a run, on the CPU (cached per process)."""
-    from mdnworld.train.rnn import load_mdnrnn
-    from mdnworld.train.vae import load_vae
+    from mdnworld.checkpoints import load_mdnrnn, load_vae
 
     return load_vae(Path(run_dir), "cpu")[0], load_mdnrnn(run_dir, model_index, "cpu")[0]
 

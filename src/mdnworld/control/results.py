@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from mdnworld.io import atomic_open, atomic_write_json, read_json, sha256_file
+from mdnworld.logs import read_log
 from mdnworld.stage_log import machine_cpus, machine_has_gpu, stage_totals
-from mdnworld.train.common import read_log
 
 SOLVED = 750
 PUBLISHED = [  # real-game score, mean and std over 100 episodes

@@ -47,16 +47,18 @@ import cma
 import numpy as np
 import torch
 
+from mdnworld.checkpoints import StartBank, save_weights
 from mdnworld.config import ControllerConfig, to_dict
 from mdnworld.control.executors import Executor, make_executor
 from mdnworld.control.realgame import play_job, seed_jobs
-from mdnworld.data.episodes import write_npz
-from mdnworld.dreams import DreamEnv, StartBank
-from mdnworld.io import exclusive_lock, read_json
+from mdnworld.device import resolve_device, set_threads
+from mdnworld.dreams import DreamEnv
+from mdnworld.errors import CheckpointError
+from mdnworld.io import exclusive_lock, read_json, write_npz
+from mdnworld.logs import Logger
 from mdnworld.models.controller import ControllerArch, PopulationController
 from mdnworld.models.mdnrnn import MDNRNN
 from mdnworld.stage_log import machine
-from mdnworld.train.common import CheckpointError, Logger, resolve_device, save_weights, set_threads
 
 CTRL_DIR = "controller"
 CMAES_FORMAT = "mdnworld.cmaes/2"
@@ -149,7 +151,8 @@ class Restart:
 def dream_inputs(run_dir: str, model_index: int, device: str) -> tuple[MDNRNN, torch.Tensor]:
     """M (with a done head) and the dream starts: mu of the first frame of every training
     episode (M, Z)."""
-    from mdnworld.train.rnn import load_mdnrnn, model_dir
+    from mdnworld.checkpoints import load_mdnrnn
+    from mdnworld.train.rnn import model_dir
 
     model, _ = load_mdnrnn(run_dir, model_index, device)
     if model.done is None:

@@ -23,21 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from mdnworld.env.preprocess import FRAME_SHAPE
-from mdnworld.io import atomic_open
+from mdnworld.errors import EpisodeFileError
+from mdnworld.io import write_npz
+from mdnworld.layout import RunLayout, episode_index  # noqa: F401 - episode_index re-exported
 
-EPISODE_DIR = "episodes"
-MANIFEST = "manifest.json"
 FORMAT = "mdnworld.episodes/1"
 MAX_STEPS_LIMIT = 100_000
-
-
-class EpisodeFileError(ValueError):
-    """An episode file that cannot be used; ``str(e)`` names the file and the problem."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = Path(path)
-        self.reason = reason
 
 
 @dataclass
@@ -53,31 +44,12 @@ class Episode:
 
 
 def episode_path(run_dir: Path | str, index: int) -> Path:
-    return Path(run_dir) / EPISODE_DIR / f"ep_{index:06d}.npz"
-
-
-def episode_index(path: Path | str) -> int:
-    """The inverse of ``episode_path``: ``.../ep_000017.npz`` -> 17."""
-    return int(Path(path).stem.split("_")[1])
+    return RunLayout(run_dir).episode(index)
 
 
 def episode_files(run_dir: Path | str) -> list[Path]:
     """All finished episode files of a run, sorted by index."""
-    return sorted((Path(run_dir) / EPISODE_DIR).glob("ep_*.npz"))
-
-
-def write_npz(path: Path | str, arrays: dict[str, np.ndarray], fsync: bool = True) -> None:
-    """Atomically write an uncompressed ``.npz`` that ``np.load`` reads, byte-for-byte
-    reproducible: unlike ``np.savez`` it stamps every member with a fixed date, so equal
-    arrays give equal files (and equal checksums)."""
-    with (
-        atomic_open(path, "wb", fsync=fsync) as f,
-        zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf,
-    ):
-        for name, arr in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asarray(arr), allow_pickle=False)
+    return RunLayout(run_dir).episode_files()
 
 
 def save_episode(path: Path | str, ep: Episode) -> None:

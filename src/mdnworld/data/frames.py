@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mdnworld.data.episodes import EpisodeFileError
 from mdnworld.env.preprocess import FRAME_SHAPE
+from mdnworld.errors import EpisodeFileError
 
 FRAME_BYTES = int(np.prod(FRAME_SHAPE))
 

@@ -11,12 +11,8 @@ A worker that raises or dies takes its episodes to a retry round on a fresh pool
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing as mp
 import multiprocessing.util
-import os
-import signal
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import (
@@ -33,25 +29,19 @@ from pathlib import Path
 import numpy as np
 
 from mdnworld.config import GenerateConfig, to_dict
-from mdnworld.data.episodes import (
-    EPISODE_DIR,
-    FORMAT,
-    MANIFEST,
-    Episode,
-    EpisodeFileError,
-    episode_info,
-    episode_path,
-    save_episode,
-)
+from mdnworld.data.episodes import FORMAT, Episode, episode_info, episode_path, save_episode
 from mdnworld.env.preprocess import preprocess_frame
 from mdnworld.env.take_cover import RandomRepeatPolicy, TakeCoverEnv
+from mdnworld.errors import EpisodeFileError, UserError
 from mdnworld.io import atomic_write_json, read_json, remove_stale_temps
+from mdnworld.layout import RunLayout
+from mdnworld.procs import kill_workers, prepare_worker_process, resolve_workers
 
 # Settings that change the content of an episode: a resumed run must use the same ones.
 CONTENT_KEYS = ("base_seed", "max_steps", "resolution")
 
 
-class GenerateError(RuntimeError):
+class GenerateError(UserError, RuntimeError):
     """Generation could not finish; the message names the failed episodes."""
 
 
@@ -111,23 +101,6 @@ _ENV: TakeCoverEnv | None = None
 _THREADS: ThreadPoolExecutor | None = None
 
 
-def prepare_worker_process() -> None:
-    """Make a pool worker that will run ViZDoom safe to kill.
-
-    ViZDoom runs the game in a process of its own, which inherits our open descriptors. Two
-    consequences if this worker dies abruptly: the orphaned game would hold the pipe by which
-    the pool notices dead workers (so the pool would wait forever), and it lives on. So: no
-    descriptor of ours is inherited, we lead a process group of our own so the parent can kill
-    worker and game together (see _kill_workers), and we die with the parent.
-    """
-    for fd in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
-        with contextlib.suppress(OSError):
-            if int(fd) > 2:
-                os.set_inheritable(int(fd), False)
-    os.setpgrp()
-    threading.Thread(target=_die_with_parent, args=(os.getppid(),), daemon=True).start()
-
-
 def _init_worker(max_steps: int, resolution: str) -> None:
     global _ENV, _THREADS
     prepare_worker_process()
@@ -136,13 +109,6 @@ def _init_worker(max_steps: int, resolution: str) -> None:
     # Pool workers leave through os._exit (no atexit): close the game in multiprocessing's
     # own exit hook, or the game process would outlive the worker.
     mp.util.Finalize(None, _ENV.close, exitpriority=10)
-
-
-def _die_with_parent(parent: int) -> None:
-    """If the parent is killed, take this worker's process group (worker + game) down too."""
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 def _run_episode(index: int, seed: int, run_dir: str) -> dict:
@@ -181,7 +147,7 @@ class GenerateSummary:
 
 def _load_manifest(run_dir: Path, cfg: GenerateConfig) -> dict[int, dict]:
     """Entries of an existing manifest; refuses to resume with different content settings."""
-    path = run_dir / EPISODE_DIR / MANIFEST
+    path = RunLayout(run_dir).episode_manifest
     if not path.exists():
         return {}
     man = read_json(path)
@@ -197,7 +163,7 @@ def _load_manifest(run_dir: Path, cfg: GenerateConfig) -> dict[int, dict]:
 
 def _write_manifest(run_dir: Path, cfg: GenerateConfig, entries: dict[int, dict]) -> None:
     atomic_write_json(
-        run_dir / EPISODE_DIR / MANIFEST,
+        RunLayout(run_dir).episode_manifest,
         {
             "format": FORMAT,
             "frame_shape": [64, 64, 3],
@@ -205,17 +171,6 @@ def _write_manifest(run_dir: Path, cfg: GenerateConfig, entries: dict[int, dict]
             "episodes": [entries[i] for i in sorted(entries)],
         },
     )
-
-
-def _kill_workers(pids: set[int]) -> None:
-    """SIGKILL each worker's process group: the worker and the game process it started."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-
-
-def resolve_workers(workers: int) -> int:
-    return workers if workers > 0 else (os.cpu_count() or 1)
 
 
 def generate(
@@ -230,7 +185,7 @@ def generate(
     """
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
-    ep_dir = run_dir / EPISODE_DIR
+    ep_dir = RunLayout(run_dir).episodes_dir
     ep_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(ep_dir)
     old_entries = _load_manifest(run_dir, cfg)
@@ -290,12 +245,12 @@ def generate(
                         _write_manifest(run_dir, cfg, entries)
                         last_write = time.monotonic()
             except BaseException:  # Ctrl-C or a bug here: take the workers' games down too
-                _kill_workers(workers)
+                kill_workers(workers)
                 raise
             finally:
                 _write_manifest(run_dir, cfg, entries)
             if failed:
-                _kill_workers(workers)
+                kill_workers(workers)
         todo = sorted(failed)
         if todo:
             first = ", ".join(

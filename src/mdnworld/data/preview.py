@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import imageio.v2 as imageio
 import numpy as np
 
 from mdnworld.config import ShowConfig
-from mdnworld.data.episodes import episode_path, load_episode
-from mdnworld.io import atomic_open, atomic_path
-
-PREVIEW_DIR = "preview"
-
-
-def upscale(frames: np.ndarray, scale: int) -> np.ndarray:
-    """Nearest-neighbour upscaling (..., H, W, C) -> (..., H*scale, W*scale, C)."""
-    return frames.repeat(scale, axis=-3).repeat(scale, axis=-2)
+from mdnworld.data.episodes import load_episode
+from mdnworld.layout import RunLayout
+from mdnworld.media import upscale, write_png, write_video
 
 
 def contact_sheet(
@@ -35,40 +28,12 @@ def contact_sheet(
     return sheet
 
 
-def write_video(path: Path, frames: np.ndarray, fps: int) -> None:
-    """Write (T, H, W, 3) uint8 frames as MP4 (H.264, via imageio-ffmpeg) or GIF, atomically."""
-    suffix = path.suffix.lower()
-    with atomic_path(path) as tmp:
-        if suffix == ".mp4":
-            # H and W must be multiples of 16 for most players; callers upscale 64x64 frames.
-            imageio.mimwrite(
-                tmp,
-                list(frames),
-                format="FFMPEG",
-                fps=fps,
-                codec="libx264",
-                pixelformat="yuv420p",
-                macro_block_size=16,
-            )
-        elif suffix == ".gif":
-            imageio.mimwrite(tmp, list(frames), format="GIF", duration=1000 / fps, loop=0)
-        else:
-            raise ValueError(f"{path}: unsupported video format {suffix!r} (use .mp4 or .gif)")
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    with atomic_open(path, "wb") as f:
-        imageio.imwrite(f, image, format="PNG")
-
-
 def show_episode(run_dir: Path | str, cfg: ShowConfig) -> list[Path]:
     """Write MP4, GIF and contact sheet of episode ``cfg.episode``; returns the paths."""
-    run_dir = Path(run_dir)
-    ep = load_episode(episode_path(run_dir, cfg.episode))
-    out = run_dir / PREVIEW_DIR
-    stem = f"episode_{cfg.episode:06d}"
+    run = RunLayout(run_dir)
+    ep = load_episode(run.episode(cfg.episode))
     big = upscale(ep.frames, cfg.scale)
-    paths = [out / f"{stem}.mp4", out / f"{stem}.gif", out / f"{stem}_contact.png"]
+    paths = [run.preview(cfg.episode, s) for s in (".mp4", ".gif", "_contact.png")]
     write_video(paths[0], big, cfg.fps)
     write_video(paths[1], ep.frames, cfg.fps)
     write_png(paths[2], upscale(contact_sheet(ep.frames, cfg.max_contact_frames), 2))

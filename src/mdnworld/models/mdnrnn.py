@@ -40,6 +40,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -165,6 +166,40 @@ class MDNRNN(nn.Module):
             raise ValueError(
                 f"z and a leading dims differ: {tuple(z.shape[:-1])} vs {tuple(a.shape[:-1])}"
             )
+
+
+class StandardisedMDNRNN(MDNRNN):
+    """An MDNRNN that works on standardised latents inside and in the VAE's units outside.
+
+    Input z -> (z - z_shift) / z_scale per dim; the mixture it predicts for the standardised
+    z_{t+1} is mapped back (mu * z_scale + z_shift, log_sigma + log z_scale), so ``forward``,
+    ``step``, ``mdn_nll`` and ``sample_next`` all see real latents. With shift 0 and scale 1
+    (the defaults) it is a plain MDNRNN. The two buffers are part of the saved weights.
+    """
+
+    def __init__(self, arch: MDNRNNArch) -> None:
+        super().__init__(arch)
+        self.register_buffer("z_shift", torch.zeros(arch.latent_dim))
+        self.register_buffer("z_scale", torch.ones(arch.latent_dim))
+
+    def set_standardisation(self, shift: Tensor | np.ndarray, scale: Tensor | np.ndarray) -> None:
+        """shift, scale: (Z,) training mean and std of the latents M is fed."""
+        with torch.no_grad():
+            self.z_shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
+            self.z_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+
+    def forward(
+        self, z: Tensor, a: Tensor, state: State | None = None
+    ) -> tuple[MDNOutput, State]:
+        self._check_inputs(z, a, time_axis=True)
+        return super().forward((z - self.z_shift) / self.z_scale, a, state)
+
+    def heads(self, h: Tensor) -> MDNOutput:
+        out = super().heads(h)
+        shift, scale = self.z_shift.float(), self.z_scale.float()
+        if self.arch.mixture == "per_dim":  # (..., Z, K)
+            shift, scale = shift[:, None], scale[:, None]
+        return out._replace(mu=out.mu * scale + shift, log_sigma=out.log_sigma + scale.log())
 
 
 def mdn_nll(out: MDNOutput, target_z: Tensor, mixture: str) -> Tensor:

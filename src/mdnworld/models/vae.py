@@ -161,3 +161,16 @@ def tensor_to_frames(x: Tensor) -> np.ndarray:
         raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
     x = x.detach().float().clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
     return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def encode_frames(
+    model: torch.nn.Module, frames: np.ndarray, batch_size: int, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 64, 64, 3) uint8 -> mu, logvar, each float32 (T, Z)."""
+    mus, logvars = [], []
+    for i in range(0, len(frames), batch_size):
+        mu, logvar = model.encode(frames_to_tensor(frames[i : i + batch_size]).to(device))
+        mus.append(mu.float().cpu().numpy())
+        logvars.append(logvar.float().cpu().numpy())
+    return np.concatenate(mus), np.concatenate(logvars)

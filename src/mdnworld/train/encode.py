@@ -18,61 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
+from mdnworld.checkpoints import LATENT_FORMAT, load_vae
 from mdnworld.config import EncodeConfig
-from mdnworld.data.episodes import EpisodeFileError, episode_files, load_episode, write_npz
-from mdnworld.io import atomic_write_json, read_json, remove_stale_temps
-from mdnworld.models.vae import frames_to_tensor
-from mdnworld.train.common import resolve_device, set_threads
-from mdnworld.train.vae import VAE_DIR, load_vae
-
-LATENT_DIR = "latents"
-LATENT_FORMAT = "mdnworld.latents/1"
-
-
-def latent_files(run_dir: Path | str) -> list[Path]:
-    return sorted((Path(run_dir) / LATENT_DIR).glob("ep_*.npz"))
-
-
-def load_latents(path: Path | str, latent_dim: int | None = None) -> dict[str, np.ndarray]:
-    """One encoded episode, validated (shapes, dtypes, lengths). Errors name the file."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            d = {k: z[k] for k in ("mu", "logvar", "actions", "rewards", "dones", "seed")}
-    except (KeyError, OSError, ValueError, EOFError) as e:
-        raise EpisodeFileError(path, f"not a valid latent file ({e})") from None
-    t, zdim = d["mu"].shape if d["mu"].ndim == 2 else (-1, -1)
-    expected = {
-        "mu": (t, zdim),
-        "logvar": (t, zdim),
-        "actions": (t, 1),
-        "rewards": (t,),
-        "dones": (t,),
-    }
-    for key, shape in expected.items():
-        if t < 1 or d[key].shape != shape:
-            raise EpisodeFileError(path, f"'{key}' has shape {d[key].shape}, expected {shape}")
-    if d["mu"].dtype != np.float32 or d["logvar"].dtype != np.float32:
-        raise EpisodeFileError(path, "mu/logvar must be float32")
-    if latent_dim is not None and zdim != latent_dim:
-        raise EpisodeFileError(path, f"latent size {zdim}, expected {latent_dim}")
-    return d
-
-
-@torch.no_grad()
-def encode_frames(
-    model: torch.nn.Module, frames: np.ndarray, batch_size: int, device: torch.device
-) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 64, 64, 3) uint8 -> mu, logvar, each float32 (T, Z)."""
-    mus, logvars = [], []
-    for i in range(0, len(frames), batch_size):
-        mu, logvar = model.encode(frames_to_tensor(frames[i : i + batch_size]).to(device))
-        mus.append(mu.float().cpu().numpy())
-        logvars.append(logvar.float().cpu().numpy())
-    return np.concatenate(mus), np.concatenate(logvars)
+from mdnworld.data.episodes import load_episode
+from mdnworld.device import resolve_device, set_threads
+from mdnworld.errors import ConflictError
+from mdnworld.io import atomic_write_json, read_json, remove_stale_temps, write_npz
+from mdnworld.layout import RunLayout
+from mdnworld.models.vae import encode_frames
 
 
 def encode_run(run_dir: Path, cfg: EncodeConfig, log: Callable[[str], None] = print) -> int:
@@ -82,22 +37,23 @@ def encode_run(run_dir: Path, cfg: EncodeConfig, log: Callable[[str], None] = pr
     device = resolve_device(cfg.device)
     model, meta = load_vae(run_dir, device)
     vae_sha = meta["sha256"]
-    out = run_dir / LATENT_DIR
+    run = RunLayout(run_dir)
+    out = run.latents_dir
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
-    man_path = out / "manifest.json"
-    if man_path.exists():
-        old = read_json(man_path).get("vae_sha256")
-        if old != vae_sha and latent_files(run_dir):
-            raise ValueError(
-                f"{man_path}: latents were made by another VAE ({old[:12]}...), not the current "
-                f"{VAE_DIR}/model.safetensors ({vae_sha[:12]}...); delete {out} to re-encode"
-            )
+    man_path = run.latent_manifest
+    old = read_json(man_path).get("vae_sha256") if man_path.exists() else None
+    if old != vae_sha and run.latent_files():
+        made_by = f"another VAE ({old[:12]}...)" if old else "an unknown VAE (no manifest.json)"
+        raise ConflictError(
+            f"{out}: latents were made by {made_by}, not the current {run.vae_model} "
+            f"({vae_sha[:12]}...); delete {out} to re-encode"
+        )
     atomic_write_json(
         man_path,
         {"format": LATENT_FORMAT, "vae_sha256": vae_sha, "latent_dim": model.arch.latent_dim},
     )
-    todo = [p for p in episode_files(run_dir) if not (out / p.name).exists()]
+    todo = [p for p in run.episode_files() if not (out / p.name).exists()]
     frames_done = 0
     with tqdm(total=len(todo), desc="encode", unit="ep", dynamic_ncols=True) as bar:
         for p in todo:
@@ -119,5 +75,5 @@ def encode_run(run_dir: Path, cfg: EncodeConfig, log: Callable[[str], None] = pr
             bar.set_postfix(
                 frames_s=f"{frames_done / max(bar.format_dict['elapsed'], 1e-9):.0f}", refresh=False
             )
-    log(f"encode: {len(todo)} episode(s) encoded now, {len(latent_files(run_dir))} in {out}")
+    log(f"encode: {len(todo)} episode(s) encoded now, {len(run.latent_files())} in {out}")
     return len(todo)

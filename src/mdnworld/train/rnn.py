@@ -48,8 +48,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from mdnworld.checkpoints import (
+    load_checkpoint,
+    load_latents,
+    load_state_strict,
+    load_weights,
+    read_latent_manifest,
+    save_checkpoint,
+    save_weights,
+)
 from mdnworld.config import RNNConfig, to_dict
-from mdnworld.data.episodes import episode_index
 from mdnworld.data.frames import split_episodes
 from mdnworld.data.sequences import (
     Z_SOURCES,
@@ -57,102 +65,22 @@ from mdnworld.data.sequences import (
     random_walk_nll,
     random_walk_sigma,
 )
+from mdnworld.device import autocast, resolve_device, set_threads
+from mdnworld.errors import CheckpointError
 from mdnworld.io import atomic_write_json, read_json
-from mdnworld.models.mdnrnn import MDNRNN, MDNOutput, MDNRNNArch, State, mdn_loss, mdn_nll
-from mdnworld.train.common import (
-    CheckpointError,
-    Logger,
-    autocast,
-    load_checkpoint,
-    load_state_strict,
-    load_weights,
-    resolve_device,
-    save_checkpoint,
-    save_weights,
-    set_threads,
-)
-from mdnworld.train.encode import LATENT_DIR, latent_files, load_latents
-from mdnworld.train.vae import VAE_DIR
+from mdnworld.layout import RunLayout, episode_index
+from mdnworld.logs import Logger
+from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch, StandardisedMDNRNN, mdn_loss, mdn_nll
 
-RNN_DIR = "rnn"
 MIN_SCALE = 1e-6
 """Floor on the standardisation scale (a latent dim that never moves)."""
-
-
-def model_dir(run_dir: Path | str, index: int) -> Path:
-    return Path(run_dir) / RNN_DIR / f"model_{index}"
 
 
 def model_indices(cfg: RNNConfig) -> list[int]:
     return list(range(cfg.model_index, cfg.model_index + cfg.models))
 
 
-def rnn_done(run_dir: Path | str, cfg: RNNConfig) -> bool:
-    """Every requested model has its final ``model.json``."""
-    return all((model_dir(run_dir, i) / "model.json").exists() for i in model_indices(cfg))
-
-
-class StandardisedMDNRNN(MDNRNN):
-    """An MDNRNN that works on standardised latents inside and in the VAE's units outside.
-
-    Input z -> (z - z_shift) / z_scale per dim; the mixture it predicts for the standardised
-    z_{t+1} is mapped back (mu * z_scale + z_shift, log_sigma + log z_scale), so ``forward``,
-    ``step``, ``mdn_nll`` and ``sample_next`` all see real latents. With shift 0 and scale 1
-    (the defaults) it is a plain MDNRNN. The two buffers are part of the saved weights.
-    """
-
-    def __init__(self, arch: MDNRNNArch) -> None:
-        super().__init__(arch)
-        self.register_buffer("z_shift", torch.zeros(arch.latent_dim))
-        self.register_buffer("z_scale", torch.ones(arch.latent_dim))
-
-    def set_standardisation(self, shift: np.ndarray, scale: np.ndarray) -> None:
-        with torch.no_grad():
-            self.z_shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
-            self.z_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
-
-    def forward(
-        self, z: torch.Tensor, a: torch.Tensor, state: State | None = None
-    ) -> tuple[MDNOutput, State]:
-        self._check_inputs(z, a, time_axis=True)
-        return super().forward((z - self.z_shift) / self.z_scale, a, state)
-
-    def heads(self, h: torch.Tensor) -> MDNOutput:
-        out = super().heads(h)
-        shift, scale = self.z_shift.float(), self.z_scale.float()
-        if self.arch.mixture == "per_dim":  # (..., Z, K)
-            shift, scale = shift[:, None], scale[:, None]
-        return out._replace(mu=out.mu * scale + shift, log_sigma=out.log_sigma + scale.log())
-
-
 # --- data -------------------------------------------------------------------------------------
-
-
-def read_latent_manifest(run_dir: Path, cfg: RNNConfig | None = None) -> dict[str, Any]:
-    """``latents/manifest.json``, checked against the config and the run's current VAE."""
-    path = run_dir / LATENT_DIR / "manifest.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no latents; run `mdnworld encode` first")
-    man = read_json(path)
-    if not isinstance(man.get("latent_dim"), int) or man["latent_dim"] < 1:
-        raise ValueError(f"{path}: no valid 'latent_dim' ({man.get('latent_dim')!r})")
-    if cfg is not None and cfg.latent_dim and cfg.latent_dim != man["latent_dim"]:
-        raise ValueError(
-            f"{path}: the latents have size {man['latent_dim']}, the config asks for "
-            f"rnn.latent_dim = {cfg.latent_dim} (set it to 0 to follow the latents)"
-        )
-    vae_json = run_dir / VAE_DIR / "model.json"
-    if vae_json.exists():
-        vae = read_json(vae_json)
-        if vae.get("sha256") != man.get("vae_sha256"):
-            raise ValueError(
-                f"{path}: the latents were made by another VAE than {vae_json.parent}/"
-                "model.safetensors; run `mdnworld encode` again (into a fresh latents/)"
-            )
-        vae_z = vae.get("arch", {}).get("latent_dim", man["latent_dim"])
-        if vae_z != man["latent_dim"]:
-            raise ValueError(f"{path}: latent_dim {man['latent_dim']} but {vae_json} has {vae_z}")
-    return man
 
 
 @dataclasses.dataclass
@@ -179,16 +107,17 @@ def load_rnn_data(run_dir: Path, cfg: RNNConfig) -> RNNData:
     """Read every latent file (all in memory), split, window, fit the baseline."""
     if cfg.z_source not in Z_SOURCES:
         raise ValueError(f"z_source must be one of {Z_SOURCES}, got {cfg.z_source!r}")
-    man = read_latent_manifest(run_dir, cfg)
+    run = RunLayout(run_dir)
+    man = read_latent_manifest(run_dir, cfg.latent_dim)
     zdim = man["latent_dim"]
-    files = latent_files(run_dir)
+    files = run.latent_files()
     if not files:
-        raise FileNotFoundError(f"{run_dir / LATENT_DIR}: no latent files; run `mdnworld encode`")
+        raise FileNotFoundError(f"{run.latents_dir}: no latent files; run `mdnworld encode`")
     by_id = {episode_index(p): p for p in files}
     train_ids, val_ids = split_episodes(list(by_id), cfg.val_fraction, cfg.seed)
     if not val_ids:
         raise ValueError(
-            f"{run_dir / LATENT_DIR}: rnn.val_fraction = {cfg.val_fraction} holds out no episode "
+            f"{run.latents_dir}: rnn.val_fraction = {cfg.val_fraction} holds out no episode "
             f"of {len(train_ids)}; early stopping needs validation episodes"
         )
 
@@ -206,7 +135,7 @@ def load_rnn_data(run_dir: Path, cfg: RNNConfig) -> RNNData:
     for name, data, ids in (("training", train, train_ids), ("validation", val, val_ids)):
         if len(data) == 0:
             raise ValueError(
-                f"{run_dir / LATENT_DIR}: no {name} windows: all {len(ids)} {name} episode(s) "
+                f"{run.latents_dir}: no {name} windows: all {len(ids)} {name} episode(s) "
                 f"are shorter than seq_len + 1 = {cfg.seq_len + 1} frames (lower rnn.seq_len, "
                 "or generate more episodes)"
             )
@@ -365,7 +294,8 @@ def _train_one(
     budget: list[int | None],
 ) -> dict[str, Any] | None:
     """Train model ``index``; its final meta, or None if stopped by ``budget`` (a kill)."""
-    out = model_dir(run_dir, index)
+    run = RunLayout(run_dir)
+    out = run.rnn_model_dir(index)
     out.mkdir(parents=True, exist_ok=True)
     seed = cfg.seed + index
     torch.manual_seed(seed)
@@ -382,7 +312,7 @@ def _train_one(
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     train = data.train
     spe = math.ceil(len(train) / cfg.batch_size)
-    ckpt, best_path = out / "checkpoint", out / "best.safetensors"
+    ckpt, best_path = run.rnn_checkpoint(index), run.rnn_best(index)
     ident = {
         "latent_dim": data.latent_dim,
         "arch": dataclasses.asdict(arch),
@@ -535,7 +465,7 @@ def _train_one(
         "val_windows": len(data.val),
         "skipped_short_episodes": {"train": train.skipped, "val": data.val.skipped},
     }
-    save_weights(out / "model.safetensors", model.state_dict(), meta)
+    save_weights(run.rnn_model(index), model.state_dict(), meta)
     return meta
 
 
@@ -598,7 +528,7 @@ def train_rnn(
     device = resolve_device(cfg.device)
     data = load_rnn_data(run_dir, cfg)
     atomic_write_json(
-        run_dir / RNN_DIR / "split.json",
+        RunLayout(run_dir).rnn_split,
         {
             "train": data.train_ids,
             "val": data.val_ids,
@@ -621,7 +551,7 @@ def train_rnn(
     budget: list[int | None] = [stop_after_steps]
     metas = []
     for index in model_indices(cfg):
-        final = model_dir(run_dir, index) / "model.safetensors"
+        final = RunLayout(run_dir).rnn_model(index)
         if final.with_suffix(".json").exists():
             log(f"train-rnn model_{index}: already finished, skipped")
             metas.append(load_weights(final)[1])
@@ -632,31 +562,5 @@ def train_rnn(
         metas.append(meta)
     for line in summary_lines(metas):
         log(f"train-rnn: {line}")
-    log(f"train-rnn: done, weights in {run_dir / RNN_DIR}/model_<i>/model.safetensors")
+    log(f"train-rnn: done, weights in {RunLayout(run_dir).rnn_dir}/model_<i>/model.safetensors")
     return metas
-
-
-def load_mdnrnn(
-    run_dir: Path | str, index: int = 0, device: torch.device | str = "cpu"
-) -> tuple[MDNRNN, dict[str, Any]]:
-    """Trained model ``index`` of a run (``rnn/model_<index>/model.safetensors``) in eval
-    mode, and its meta. Inputs and outputs are latents in the VAE's units. Raises
-    CheckpointError naming the file if it does not fit the run's latents."""
-    run_dir = Path(run_dir)
-    path = model_dir(run_dir, index) / "model.safetensors"
-    tensors, meta = load_weights(path)
-    man_path = run_dir / LATENT_DIR / "manifest.json"
-    if man_path.exists():
-        man = read_json(man_path)
-        if man.get("latent_dim") != meta.get("latent_dim"):
-            raise CheckpointError(
-                f"{path}: trained on latents of size {meta.get('latent_dim')}, {man_path} "
-                f"says {man.get('latent_dim')}"
-            )
-        if man.get("vae_sha256") != meta.get("vae_sha256"):
-            raise CheckpointError(
-                f"{path}: trained on latents of another VAE than the one in {man_path}"
-            )
-    model = StandardisedMDNRNN(MDNRNNArch(**meta["arch"]))
-    load_state_strict(model, tensors, path)
-    return model.to(device).eval(), meta

@@ -30,25 +30,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mdnworld.config import VAEConfig, to_dict
-from mdnworld.data.episodes import episode_files, episode_index
-from mdnworld.data.frames import FrameStore, split_episodes
-from mdnworld.data.preview import upscale, write_png
-from mdnworld.io import atomic_write_json
-from mdnworld.models.vae import VAE, VAEArch, frames_to_tensor, tensor_to_frames, vae_loss
-from mdnworld.train.common import (
-    Logger,
-    autocast,
+from mdnworld.checkpoints import (
     load_checkpoint,
-    load_state_strict,
-    load_weights,
-    resolve_device,
     save_checkpoint,
     save_weights,
-    set_threads,
 )
-
-VAE_DIR = "vae"
+from mdnworld.config import VAEConfig, to_dict
+from mdnworld.data.frames import FrameStore, split_episodes
+from mdnworld.device import autocast, resolve_device, set_threads
+from mdnworld.errors import MissingError
+from mdnworld.io import atomic_write_json
+from mdnworld.layout import RunLayout, episode_index
+from mdnworld.logs import Logger
+from mdnworld.media import upscale, write_png
+from mdnworld.models.vae import VAE, VAEArch, frames_to_tensor, tensor_to_frames, vae_loss
 
 
 def batches(
@@ -119,15 +114,6 @@ def reconstruction_grid(model: VAE, frames: np.ndarray, device: torch.device) ->
     return np.concatenate([np.concatenate(list(frames), 1), np.concatenate(list(recon), 1)], 0)
 
 
-def load_vae(run_dir: Path, device: torch.device | str = "cpu") -> tuple[VAE, dict]:
-    """The trained V of a run (``vae/model.safetensors``), in eval mode."""
-    path = Path(run_dir) / VAE_DIR / "model.safetensors"
-    tensors, meta = load_weights(path)
-    model = VAE(VAEArch(**meta["arch"]))
-    load_state_strict(model, tensors, path)
-    return model.to(device).eval(), meta
-
-
 def train_vae(
     run_dir: Path,
     cfg: VAEConfig,
@@ -137,22 +123,23 @@ def train_vae(
     """Train V; returns the final metrics. ``stop_after_steps`` stops abruptly after that many
     steps of this call without saving anything more, exactly like a kill (for tests)."""
     run_dir = Path(run_dir)
-    out = run_dir / VAE_DIR
+    run = RunLayout(run_dir)
+    out = run.vae_dir
     out.mkdir(parents=True, exist_ok=True)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
 
-    files = episode_files(run_dir)
+    files = run.episode_files()
     if not files:
-        raise FileNotFoundError(f"{run_dir / 'episodes'}: no episodes; run `mdnworld generate`")
+        raise MissingError(f"{run.episodes_dir}: no episodes; run `mdnworld generate`")
     train_ids, val_ids = split_episodes(
         [episode_index(p) for p in files], cfg.val_fraction, cfg.seed
     )
     by_id = {episode_index(p): p for p in files}
     train_store = FrameStore([by_id[i] for i in train_ids])
     val_store = FrameStore([by_id[i] for i in val_ids or train_ids[:1]])
-    atomic_write_json(out / "split.json", {"train": train_ids, "val": val_ids, "seed": cfg.seed})
+    atomic_write_json(run.vae_split, {"train": train_ids, "val": val_ids, "seed": cfg.seed})
     pick = np.random.default_rng(cfg.seed).permutation(len(val_store))
     val_frames = val_store.read(np.sort(pick[: cfg.val_frames]))
     grid_frames = val_store.read(np.sort(pick[: cfg.grid_frames]))
@@ -162,7 +149,7 @@ def train_vae(
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = math.ceil(len(train_store) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
-    ckpt = out / "checkpoint"
+    ckpt = run.vae_checkpoint
     step = 0
     if ckpt.with_suffix(".json").exists():
         meta = load_checkpoint(ckpt, model, opt)
@@ -238,8 +225,8 @@ def train_vae(
         metrics = evaluate(model, val_frames, cfg, device)
         logger.log(step, **{"val/recon": metrics["recon"], "val/kl": metrics["kl"], "epoch": epoch})
         grid = upscale(reconstruction_grid(model, grid_frames, device), 2)
-        write_png(out / "recon" / f"epoch_{epoch:03d}.png", grid)
-        write_png(out / "reconstructions.png", grid)
+        write_png(run.vae_recon_epoch(epoch), grid)
+        write_png(run.vae_reconstructions, grid)
         checkpoint()
         last_ckpt = time.monotonic()
         bar.write(
@@ -254,7 +241,7 @@ def train_vae(
     if not metrics:
         metrics = evaluate(model, val_frames, cfg, device)
     save_weights(
-        out / "model.safetensors",
+        run.vae_model,
         model.state_dict(),
         {
             "arch": dataclasses.asdict(arch),
@@ -267,6 +254,6 @@ def train_vae(
     )
     log(
         f"train-vae: done, val recon {metrics['recon']:.1f}, val KL {metrics['kl']:.1f} "
-        f"per frame; weights in {out / 'model.safetensors'}"
+        f"per frame; weights in {run.vae_model}"
     )
     return metrics

@@ -18,25 +18,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from mdnworld.checkpoints import StartBank, load_mdnrnn, load_vae
 from mdnworld.config import DreamConfig, to_dict
-from mdnworld.data.episodes import write_npz
-from mdnworld.data.preview import upscale, write_video
-from mdnworld.dreams import StartBank, decode, dream, to_uint8
-from mdnworld.io import atomic_write_json, read_json
-from mdnworld.train.common import resolve_device, set_threads
+from mdnworld.device import resolve_device, set_threads
+from mdnworld.dreams.engine import decode, dream, to_uint8
+from mdnworld.errors import ConfigError
+from mdnworld.io import atomic_write_json, read_json, write_npz
+from mdnworld.layout import RunLayout
+from mdnworld.media import upscale, write_video
+from mdnworld.palette import component_colour
 
-DREAM_DIR = "dreams"
 PANEL = 256  # pixels: the frame is shown x4 (256 x 256) and the bar chart beside it as big
-COLOURS = np.array(
-    [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
-     [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]],
-    dtype=np.uint8,
-)  # fmt: skip
-"""Matplotlib's tab10, one colour per component (shared with the analysis figures)."""
-
-
-def component_colour(k: int) -> np.ndarray:
-    return COLOURS[k % len(COLOURS)]
 
 
 class PiBars:
@@ -92,50 +84,42 @@ def dream_video_frames(
     )
 
 
-def dream_dir(run_dir: Path, model_index: int, commit: int) -> Path:
-    out = Path(run_dir) / DREAM_DIR / f"model_{model_index}"
-    return out / f"committed_{commit}" if commit >= 0 else out
-
-
 def run_dreams(run_dir: Path, cfg: DreamConfig, log: Callable[[str], None] = print) -> Path:
     """Dream ``cfg.dreams`` dreams with model ``cfg.model_index`` (and ``cfg.committed``
     committed dreams per component); returns the folder of the free dreams."""
-    run_dir = Path(run_dir)
-    out = dream_dir(run_dir, cfg.model_index, cfg.commit)
+    run = RunLayout(run_dir)
+    out = run.dream_dir(cfg.model_index, cfg.commit)
     settings = to_dict(cfg)
     settings.pop("device"), settings.pop("threads")
-    done = out / "dreams.json"
+    done = run.dream_settings(cfg.model_index, cfg.commit)
     if (
         done.exists()
         and {k: v for k, v in read_json(done).items() if k != "n_components"} == settings
     ):
         log(f"dream: {out} already has these dreams, skipped")
     else:
-        K = _dream_and_write(run_dir, cfg, out, log)
+        K = _dream_and_write(run, cfg, log)
         atomic_write_json(done, {**settings, "n_components": K})  # written last: the marker
     for c in committed_configs(cfg, read_json(done)["n_components"]):
         run_dreams(run_dir, c, log)
     return out
 
 
-def _dream_and_write(run_dir: Path, cfg: DreamConfig, out: Path, log: Callable) -> int:
+def _dream_and_write(run: RunLayout, cfg: DreamConfig, log: Callable) -> int:
     """Dream, write videos and dreams.npz; returns K."""
-    from mdnworld.train.rnn import load_mdnrnn, model_dir
-    from mdnworld.train.vae import load_vae
-
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    model, meta = load_mdnrnn(run_dir, cfg.model_index, device)
-    vae, _ = load_vae(run_dir, device)
+    model, meta = load_mdnrnn(run.root, cfg.model_index, device)
+    vae, _ = load_vae(run.root, device)
     K = model.arch.n_components
     if model.arch.mixture != "shared":
-        raise ValueError(
-            f"{model_dir(run_dir, cfg.model_index)}: dream videos need the shared mixture"
-        )
+        raise ConfigError(f"{run.rnn_model(cfg.model_index)}: dream videos need the shared mixture")
     if cfg.commit >= K:
-        raise ValueError(f"commit must be < {K} (the number of components), got {cfg.commit}")
+        raise ConfigError(
+            f"dream.commit must be < {K} (the number of components), got {cfg.commit}"
+        )
     rng = np.random.default_rng(cfg.seed)
-    starts = StartBank.from_run(run_dir).sample(cfg.dreams, cfg.start_t, rng, cfg.teacher_steps)
+    starts = StartBank.from_run(run.root).sample(cfg.dreams, cfg.start_t, rng, cfg.teacher_steps)
     seeds = [cfg.seed * 1_000_003 + j for j in range(cfg.dreams)]
     what = f"committed to k={cfg.commit}" if cfg.commit >= 0 else f"τπ={cfg.tau_pi:g}"
     log(f"dream: {cfg.dreams} dream(s) x {cfg.steps} steps, model_{cfg.model_index}, {what}")
@@ -156,9 +140,10 @@ def _dream_and_write(run_dir: Path, cfg: DreamConfig, out: Path, log: Callable) 
         video = dream_video_frames(
             frames[j], rec.pi[j], rec.component[j], f"model {cfg.model_index}, {what}"
         )
-        write_video(out / f"dream_{j}.mp4", video, cfg.fps)
+        write_video(run.dream_video(cfg.model_index, cfg.commit, j), video, cfg.fps)
         if cfg.gif:
-            write_video(out / f"dream_{j}.gif", video[:, ::2, ::2], cfg.fps)
+            gif = run.dream_video(cfg.model_index, cfg.commit, j, ".gif")
+            write_video(gif, video[:, ::2, ::2], cfg.fps)
     arrays = {
         "z": rec.z,
         "pi": rec.pi,
@@ -168,8 +153,9 @@ def _dream_and_write(run_dir: Path, cfg: DreamConfig, out: Path, log: Callable) 
         "start_episode": np.array(starts.episodes, np.int64),
         "seeds": np.array(seeds, np.int64),
     }
-    write_npz(out / "dreams.npz", arrays)
-    log(f"dream: wrote {cfg.dreams} video(s) and dreams.npz to {out}")
+    path = run.dream_arrays(cfg.model_index, cfg.commit)
+    write_npz(path, arrays)
+    log(f"dream: wrote {cfg.dreams} video(s) and {path.name} to {path.parent}")
     return K
 
 
@@ -181,8 +167,4 @@ def committed_configs(cfg: DreamConfig, K: int) -> list[DreamConfig]:
 
 
 def dreams_done(run_dir: Path, cfg: DreamConfig) -> bool:
-    out = dream_dir(run_dir, cfg.model_index, cfg.commit)
-    if not (out / "dreams.json").exists():
-        return False
-    K = read_json(out / "dreams.json").get("n_components", 0)
-    return all(dreams_done(run_dir, c) for c in committed_configs(cfg, K))
+    return RunLayout(run_dir).dreams_done(cfg.model_index, cfg.commit, cfg.committed)

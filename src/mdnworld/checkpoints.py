@@ -1,0 +1,354 @@
+"""Loading what the stages wrote: weights files, V, M, latents and dream starts.
+
+The layer between the pure models (models/) and everything that uses trained models
+(dreams, analysis, control, report, shipped). Trainers save through it too, so the file
+format lives in one place.
+
+Weights are two files written atomically, tensors first::
+
+    NAME.safetensors   tensors (a checkpoint: model weights "model.*" and optimizer tensors
+                       "optim.<param>.<key>")
+    NAME.json          metadata (arch, config, metrics; a checkpoint's step and optimizer
+                       param groups) and the sha256 of the .safetensors file, so a torn or
+                       mismatched pair is caught
+
+No pickle anywhere: safetensors holds only tensors, JSON holds the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import Tensor
+
+from mdnworld.errors import CheckpointError, DataError, EpisodeFileError, MissingError
+from mdnworld.io import atomic_open, atomic_write_json, read_json, write_npz
+from mdnworld.layout import RunLayout, episode_index
+from mdnworld.models.mdnrnn import MDNRNNArch, StandardisedMDNRNN
+from mdnworld.models.vae import VAE, VAEArch
+
+CHECKPOINT_FORMAT = "mdnworld.checkpoint/1"
+LATENT_FORMAT = "mdnworld.latents/1"
+
+
+# --- weights files ---
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_weights(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write ``path`` (.safetensors) and ``path.with_suffix('.json')`` (meta + checksum)."""
+    data = st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+    atomic_write_json(path.with_suffix(".json"), {**meta, "sha256": _sha256(data)})
+
+
+def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a pair written by ``save_weights``; checks the checksum. Tensors on the CPU."""
+    meta_path = path.with_suffix(".json")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: file not found") from None
+    try:
+        meta = read_json(meta_path)
+    except (FileNotFoundError, ValueError) as e:
+        raise CheckpointError(str(e)) from None
+    if not isinstance(meta, dict) or meta.get("sha256") != _sha256(data):
+        raise CheckpointError(
+            f"{path}: checksum does not match {meta_path.name} (corrupt, truncated, or the two "
+            "files come from different saves)"
+        )
+    try:
+        tensors = st_load(data)
+    except (SafetensorError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a valid safetensors file ({e})") from None
+    return tensors, meta
+
+
+def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
+    """``module.load_state_dict`` with an error naming the file and the first mismatches."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    wrong = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or extra or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}")
+        if extra:
+            parts.append(f"unexpected {extra[:3]}")
+        if wrong:
+            k = wrong[0]
+            parts.append(
+                f"shape of {k}: {tuple(state[k].shape)} in file, model wants {tuple(own[k].shape)}"
+            )
+        raise CheckpointError(f"{where}: does not match the model ({'; '.join(parts)})")
+    module.load_state_dict(state)
+
+
+def save_checkpoint(
+    stem: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: dict[str, Any]
+) -> None:
+    """Model + optimizer state + ``meta`` (JSON-serialisable) as ``stem.safetensors/.json``."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    for pid, st in opt["state"].items():
+        for key, val in st.items():
+            t = val if torch.is_tensor(val) else torch.tensor(val)
+            tensors[f"optim.{pid}.{key}"] = t
+    save_weights(
+        stem.with_suffix(".safetensors"),
+        tensors,
+        {"format": CHECKPOINT_FORMAT, "meta": meta, "param_groups": opt["param_groups"]},
+    )
+
+
+def load_checkpoint(
+    stem: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None
+) -> dict[str, Any]:
+    """Restore what ``save_checkpoint`` wrote; returns its ``meta``."""
+    path = stem.with_suffix(".safetensors")
+    tensors, info = load_weights(path)
+    if info.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: unknown checkpoint format {info.get('format')!r}")
+    model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    load_state_strict(model, model_state, path)
+    if optimizer is not None:
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, pid, key = k.split(".", 2)
+                state.setdefault(int(pid), {})[key] = v
+        try:
+            optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"{path}: optimizer state does not match ({e})") from None
+    return info["meta"]
+
+
+# --- trained V and M ---
+
+
+def read_meta(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object file (a weights meta, a manifest); an error naming it otherwise."""
+    meta = read_json(path)
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: expected a JSON object ({what}), got {type(meta).__name__}")
+    return meta
+
+
+def _arch_of(meta: dict[str, Any], path: Path, cls: type) -> Any:
+    """``cls(**meta["arch"])`` with an error naming the file when it is missing or wrong."""
+    arch = meta.get("arch")
+    if not isinstance(arch, dict):
+        raise CheckpointError(f"{path}: its .json has no 'arch' table; not a trained model")
+    try:
+        return cls(**arch)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: 'arch' does not describe a {cls.__name__} ({e})") from None
+
+
+def load_vae(run_dir: Path | str, device: torch.device | str = "cpu") -> tuple[VAE, dict]:
+    """The trained V of a run (``vae/model.safetensors``) in eval mode, and its meta."""
+    path = RunLayout(run_dir).vae_model
+    if not path.exists():
+        raise MissingError(f"{path}: no trained V; run `mdnworld train-vae` first")
+    tensors, meta = load_weights(path)
+    model = VAE(_arch_of(meta, path, VAEArch))
+    load_state_strict(model, tensors, path)
+    return model.to(device).eval(), meta
+
+
+def load_mdnrnn(
+    run_dir: Path | str, index: int = 0, device: torch.device | str = "cpu"
+) -> tuple[StandardisedMDNRNN, dict[str, Any]]:
+    """Trained M ``index`` of a run (``rnn/model_<index>/model.safetensors``) in eval mode,
+    and its meta. Inputs and outputs are latents in the VAE's units. Raises CheckpointError
+    naming the file if it does not fit the run's latents."""
+    run = RunLayout(run_dir)
+    path = run.rnn_model(index)
+    if not path.exists():
+        raise MissingError(f"{path}: no trained M {index}; run `mdnworld train-rnn` first")
+    tensors, meta = load_weights(path)
+    man_path = run.latent_manifest
+    if man_path.exists():
+        man = read_meta(man_path, "the latents' manifest")
+        if man.get("latent_dim") != meta.get("latent_dim"):
+            raise CheckpointError(
+                f"{path}: trained on latents of size {meta.get('latent_dim')}, {man_path} "
+                f"says {man.get('latent_dim')}"
+            )
+        if man.get("vae_sha256") != meta.get("vae_sha256"):
+            raise CheckpointError(
+                f"{path}: trained on latents of another VAE than the one in {man_path}"
+            )
+    model = StandardisedMDNRNN(_arch_of(meta, path, MDNRNNArch))
+    load_state_strict(model, tensors, path)
+    return model.to(device).eval(), meta
+
+
+# --- latents ---
+
+
+def load_latents(path: Path | str, latent_dim: int | None = None) -> dict[str, np.ndarray]:
+    """One encoded episode, validated (shapes, dtypes, lengths). Errors name the file."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            d = {k: z[k] for k in ("mu", "logvar", "actions", "rewards", "dones", "seed")}
+    except (KeyError, OSError, ValueError, EOFError) as e:
+        raise EpisodeFileError(path, f"not a valid latent file ({e})") from None
+    t, zdim = d["mu"].shape if d["mu"].ndim == 2 else (-1, -1)
+    expected = {
+        "mu": (t, zdim),
+        "logvar": (t, zdim),
+        "actions": (t, 1),
+        "rewards": (t,),
+        "dones": (t,),
+    }
+    for key, shape in expected.items():
+        if t < 1 or d[key].shape != shape:
+            raise EpisodeFileError(path, f"'{key}' has shape {d[key].shape}, expected {shape}")
+    if d["mu"].dtype != np.float32 or d["logvar"].dtype != np.float32:
+        raise EpisodeFileError(path, "mu/logvar must be float32")
+    if latent_dim is not None and zdim != latent_dim:
+        raise EpisodeFileError(path, f"latent size {zdim}, expected {latent_dim}")
+    return d
+
+
+def read_latent_manifest(run_dir: Path | str, latent_dim: int = 0) -> dict[str, Any]:
+    """``latents/manifest.json``, checked against ``latent_dim`` (0: any) and the run's
+    current V."""
+    run = RunLayout(run_dir)
+    path = run.latent_manifest
+    if not path.exists():
+        raise MissingError(f"{path}: no latents; run `mdnworld encode` first")
+    man = read_meta(path, "the latents' manifest")
+    if not isinstance(man.get("latent_dim"), int) or man["latent_dim"] < 1:
+        raise DataError(f"{path}: no valid 'latent_dim' ({man.get('latent_dim')!r})")
+    if latent_dim and latent_dim != man["latent_dim"]:
+        raise DataError(
+            f"{path}: the latents have size {man['latent_dim']}, the config asks for "
+            f"rnn.latent_dim = {latent_dim} (set it to 0 to follow the latents)"
+        )
+    vae_json = run.vae_meta
+    if vae_json.exists():
+        vae = read_meta(vae_json, "V's meta")
+        if vae.get("sha256") != man.get("vae_sha256"):
+            raise DataError(
+                f"{path}: the latents were made by another VAE than {run.vae_model}; run "
+                "`mdnworld encode` again (into a fresh latents/)"
+            )
+        vae_z = (vae.get("arch") or {}).get("latent_dim", man["latent_dim"])
+        if vae_z != man["latent_dim"]:
+            raise DataError(f"{path}: latent_dim {man['latent_dim']} but {vae_json} has {vae_z}")
+    return man
+
+
+# --- where dreams start ---
+
+
+@dataclass
+class Starts:
+    """Real starting points: latents z (B, Z) taken at step ``t`` of ``episodes``."""
+
+    z: Tensor
+    episodes: list[int]
+    t: int
+    teacher: tuple[Tensor, Tensor] | None = None  # (B, W + 1, Z), (B, W, 1) when asked
+
+
+STARTS_FILE = "starts.npz"
+"""Start latents of a run made from shipped models (``RunLayout.starts``; shipped.py): ``t``
+(S,) int, and for each listed step t: ``episodes_<t>`` (N,) int, ``mu_<t>`` (N, Z)."""
+
+
+class StartBank:
+    """Where dreams start: mu of real frames of the training episodes.
+
+    Read from the run's encoded episodes (``latents/ep_*.npz``: every step, and the actions
+    for teacher forcing) or, in a run made from shipped models, from ``latents/starts.npz``
+    (only the steps t it lists).
+    """
+
+    def __init__(
+        self,
+        episodes: dict[int, dict[str, np.ndarray]] | None = None,
+        rows: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
+        self.episodes = episodes or {}  # episode -> {"mu": (T, Z), "actions": (T, 1)}
+        self.rows = rows or {}  # t -> (episode ids (N,), mu (N, Z))
+
+    @classmethod
+    def from_run(cls, run_dir: Path | str) -> StartBank:
+        run = RunLayout(run_dir)
+        split = run.rnn_split
+        if not split.exists():
+            raise MissingError(f"{split}: no train/validation split; run train-rnn first")
+        train = set(read_meta(split, "the train/validation split").get("train", []))
+        paths = [p for p in run.latent_files() if episode_index(p) in train]
+        if paths:
+            eps = {episode_index(p): load_latents(p) for p in paths}
+            return cls(episodes={i: {k: d[k] for k in ("mu", "actions")} for i, d in eps.items()})
+        shipped = run.starts
+        if not shipped.exists():
+            raise MissingError(
+                f"{run.latents_dir}: no encoded training episodes and no {shipped.name}; "
+                "run `mdnworld encode` first"
+            )
+        with np.load(shipped, allow_pickle=False) as f:
+            rows = {int(t): (f[f"episodes_{t}"], f[f"mu_{t}"].astype(np.float32)) for t in f["t"]}
+        return cls(rows=rows)
+
+    def at(self, t: int, teacher_steps: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Episodes (N,) long enough to start at step t (after teacher_steps more), mu (N, Z)."""
+        if self.episodes:
+            need = t + teacher_steps + 1
+            ids = np.array(sorted(i for i, d in self.episodes.items() if len(d["mu"]) >= need))
+            if not len(ids):
+                raise ValueError(f"no episode has the {need} steps needed to start at t={t}")
+            return ids, np.stack([self.episodes[i]["mu"][t] for i in ids])
+        if teacher_steps or t not in self.rows:
+            raise ValueError(
+                f"these shipped start latents hold steps {sorted(self.rows)} only, without "
+                f"actions: start_t={t}, teacher_steps={teacher_steps} needs the encoded episodes"
+            )
+        return self.rows[t]
+
+    def sample(
+        self, n: int, t: int = 0, rng: np.random.Generator | None = None, teacher_steps: int = 0
+    ) -> Starts:
+        """n starts: mu at step t of training episodes drawn at random (with replacement);
+        with ``teacher_steps`` W also the real (z, a) of the W steps from t on."""
+        rng = rng or np.random.default_rng(0)
+        ids, mu = self.at(t, teacher_steps)
+        pick = rng.integers(0, len(ids), n)
+        chosen = [int(ids[j]) for j in pick]
+        teacher = None
+        if teacher_steps:
+            end = t + teacher_steps + 1
+            z_real = np.stack([self.episodes[i]["mu"][t:end] for i in chosen])
+            a_real = np.stack([self.episodes[i]["actions"][t : end - 1] for i in chosen])
+            teacher = torch.from_numpy(z_real), torch.from_numpy(a_real)
+        return Starts(z=torch.from_numpy(mu[pick]), episodes=chosen, t=t, teacher=teacher)
+
+    def save_rows(self, path: Path, steps: Sequence[int], dtype: type = np.float16) -> None:
+        """Write the start latents at ``steps`` as a starts.npz (for shipping)."""
+        arrays: dict[str, np.ndarray] = {"t": np.array(steps, np.int64)}
+        for t in steps:
+            ids, mu = self.at(t)
+            arrays[f"episodes_{t}"], arrays[f"mu_{t}"] = ids.astype(np.int64), mu.astype(dtype)
+        write_npz(path, arrays)
