@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from mdnworld.control.executors import LocalExecutor
-from mdnworld.control.realgame import play_job, seed_jobs
-from mdnworld.control.train import dream_fitness
+from mdnworld.control.realgame import PlayJob, load_models, play_job, seed_jobs
+from mdnworld.control.train import dream_fitness, dream_inputs
 from mdnworld.device import set_threads
 from mdnworld.models.controller import ControllerArch
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch
@@ -76,17 +76,15 @@ def generation(steps: int) -> float:
 def real_game(run_dir: Path, episodes: int) -> dict:
     rows = {}
     for workers in (1, 2):
-        base = {"run_dir": str(run_dir), "model_index": 0, "max_steps": 2100}
-        from mdnworld.control.realgame import load_models
-
-        mdnrnn = load_models(str(run_dir), 0)[1]
+        mdnrnn = load_models(run_dir, 0)[1]
         n = ControllerArch(mdnrnn.arch.latent_dim, mdnrnn.arch.hidden).n_params
-        params = np.random.default_rng(1).normal(0, 0.1, n).tolist()
+        params = np.random.default_rng(1).normal(0, 0.1, n)
+        base = PlayJob(str(run_dir), model_index=0, params=params, max_steps=2100)
         ex = LocalExecutor(workers)
         seeds = list(range(10_000, 10_000 + episodes))
-        ex.map(play_job, seed_jobs({**base, "params": params}, seeds[:workers], workers))  # warm
+        ex.map(play_job, seed_jobs(base, seeds[:workers], workers))  # warm
         t0 = time.perf_counter()
-        out = ex.map(play_job, seed_jobs({**base, "params": params}, seeds, 4 * workers))
+        out = ex.map(play_job, seed_jobs(base, seeds, 4 * workers))
         seconds = time.perf_counter() - t0
         ex.close()
         steps = sum(r["score"] for part in out for r in part)
@@ -97,9 +95,7 @@ def real_game(run_dir: Path, episodes: int) -> dict:
 
 def trained_generation(run_dir: Path) -> dict:
     """Seconds of one generation on a trained M, with and without compaction."""
-    from mdnworld.control.train import dream_inputs
-
-    model, starts = dream_inputs(str(run_dir), 0, "cpu")
+    model, starts = dream_inputs(run_dir, 0, "cpu")
     arch = ControllerArch(model.arch.latent_dim, model.arch.hidden, model.arch.action_dim)
     params = np.random.default_rng(0).normal(0, 0.1, (POP, arch.n_params))
     out, fits = {}, []

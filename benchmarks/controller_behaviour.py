@@ -22,7 +22,7 @@ import numpy as np
 from mdnworld.config import EvaluateConfig
 from mdnworld.control.evaluate import load_controller
 from mdnworld.control.executors import LocalExecutor
-from mdnworld.control.realgame import play_job, seed_jobs
+from mdnworld.control.realgame import PlayJob, play_job, seed_jobs
 from mdnworld.env.take_cover import LEFT_THRESHOLD, RIGHT_THRESHOLD
 from mdnworld.io import atomic_write_json
 
@@ -58,8 +58,7 @@ def main() -> None:
     try:
         for run in args.runs:
             params, meta = load_controller(run)
-            base = {"run_dir": str(run), "model_index": meta["model_index"], "record": True,
-                    "params": params.tolist(), "max_steps": cfg.max_steps}  # fmt: skip
+            base = PlayJob(str(run), meta["model_index"], params, cfg.max_steps, record=True)
             jobs = seed_jobs(base, seeds, args.workers)
             played = [r for part in executor.map(play_job, jobs) for r in part]
             row = {"run": str(run), "generation": meta["generation"], "episodes": len(played),

@@ -24,11 +24,11 @@ import torch
 from mdnworld.checkpoints import load_latents, load_mdnrnn, load_vae
 from mdnworld.control.realgame import play_job
 from mdnworld.control.train import dream_fitness, dream_inputs
-from mdnworld.data.episodes import episode_path, load_episode
+from mdnworld.data.episodes import load_episode
 from mdnworld.io import atomic_write_json, read_json
+from mdnworld.layout import RunLayout
 from mdnworld.models.controller import ControllerArch
 from mdnworld.models.vae import encode_frames
-from mdnworld.train.encode import LATENT_DIR
 
 RESULTS = Path(__file__).parent / "results" / "dream_gap.json"
 
@@ -42,11 +42,11 @@ def policies(n_params: int) -> dict[str, np.ndarray]:
 def _episode_mu(run: Path, i: int) -> tuple[np.ndarray, np.ndarray]:
     """Episode i's mu (T, Z) and actions (T, 1): its latent file, or (a run made from shipped
     models, with the episodes linked in but not encoded) its frames through the run's V."""
-    path = run / LATENT_DIR / episode_path(run, i).name  # encode names them as the episodes
+    path = RunLayout(run).latent(i)
     if path.exists():
         d = load_latents(path)
         return d["mu"], d["actions"]
-    ep = load_episode(episode_path(run, i))
+    ep = load_episode(RunLayout(run).episode(i))
     mu, _ = encode_frames(_vae(str(run)), ep.frames, 500, torch.device("cpu"))
     return mu, ep.actions
 
@@ -59,7 +59,7 @@ def _vae(run: str) -> torch.nn.Module:
 @torch.no_grad()
 def done_calibration(run: Path, model_index: int, n_episodes: int = 150) -> dict[str, float]:
     model, _ = load_mdnrnn(run, model_index, "cpu")
-    val = read_json(run / "rnn" / "split.json")["val"][:n_episodes]
+    val = read_json(RunLayout(run).rnn_split)["val"][:n_episodes]
     every, before_death = [], []
     for i in val:
         mu, actions = _episode_mu(run, i)

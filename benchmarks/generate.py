@@ -25,6 +25,7 @@ import numpy as np
 from mdnworld.config import GenerateConfig
 from mdnworld.data.generate import generate
 from mdnworld.env import RandomRepeatPolicy, action_to_buttons, make_game
+from mdnworld.layout import RunLayout
 
 RESULTS = Path(__file__).parent / "results" / "generate.json"
 
@@ -85,7 +86,7 @@ def generate_rate(episodes: int, workers: int) -> tuple[float, float, list[int]]
             log=lambda m: None,
         )
         dt = time.perf_counter() - t0
-        man = json.loads((Path(tmp) / "episodes" / "manifest.json").read_text())
+        man = json.loads(RunLayout(tmp).episode_manifest.read_text())
     # steady state: from the first `workers` finished episodes to the last one
     head = stamps[workers - 1][0]
     steady = sum(n for _, n in stamps[workers:]) / (stamps[-1][0] - head)

@@ -32,6 +32,7 @@ from mdnworld.config import GenerateConfig, VAEConfig
 from mdnworld.data.episodes import episode_files, load_episode
 from mdnworld.data.generate import generate
 from mdnworld.device import set_threads
+from mdnworld.layout import RunLayout
 from mdnworld.logs import read_log
 from mdnworld.models.vae import VAE, VAEArch, encode_frames, frames_to_tensor, vae_loss
 
@@ -70,7 +71,7 @@ def bare_loop(frames: np.ndarray, steps: int, amp: str) -> float:
 
 def trainer_rate(run: Path, steps: int) -> float:
     """Median samples/s that the real trainer logs (one row per step)."""
-    shutil.rmtree(run / "vae", ignore_errors=True)
+    shutil.rmtree(RunLayout(run).vae_dir, ignore_errors=True)
     cmd = [
         sys.executable,
         "-c",
@@ -82,13 +83,13 @@ def trainer_rate(run: Path, steps: int) -> float:
         ),
     ]
     subprocess.run(cmd, check=True, capture_output=True)
-    rows = [r for r in read_log(run / "vae" / "log.jsonl") if "train/samples_per_s" in r]
+    rows = [r for r in read_log(RunLayout(run).vae_log) if "train/samples_per_s" in r]
     return float(np.median([r["train/samples_per_s"] for r in rows[3:]]))
 
 
 def peak_rss_mb(run: Path, steps: int) -> float:
     """Peak RSS of a child process running the real trainer for ``steps`` steps."""
-    shutil.rmtree(run / "vae", ignore_errors=True)
+    shutil.rmtree(RunLayout(run).vae_dir, ignore_errors=True)
     code = (
         "import resource; from pathlib import Path; from mdnworld.config import VAEConfig;"
         "from mdnworld.train.vae import train_vae;"

@@ -22,8 +22,9 @@ import torch
 
 from mdnworld.analysis.detectors import WORLD_CLASSES, detect, world_labels
 from mdnworld.checkpoints import load_vae
-from mdnworld.data.episodes import episode_path, load_episode
+from mdnworld.data.episodes import load_episode
 from mdnworld.io import read_json
+from mdnworld.layout import RunLayout
 from mdnworld.models.vae import frames_to_tensor
 
 RESULTS = Path(__file__).parent / "results" / "vae_fidelity.json"
@@ -37,8 +38,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS, help=f"default: {RESULTS}")
     args = ap.parse_args()
     source = args.episodes_from or args.runs[0]
-    val = read_json(source / "vae" / "split.json")["val"]
-    frames = np.concatenate([load_episode(episode_path(source, i)).frames for i in val])
+    val = read_json(RunLayout(source).vae_split)["val"]
+    frames = np.concatenate([load_episode(RunLayout(source).episode(i)).frames for i in val])
     frames = frames[::4][: args.frames]
     x = frames_to_tensor(frames)
     real = world_labels(detect(frames))

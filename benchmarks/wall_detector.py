@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from mdnworld.analysis.detectors import Thresholds, detect
-from mdnworld.data.episodes import episode_path, load_episode
+from mdnworld.data.episodes import load_episode
 from mdnworld.io import read_json
+from mdnworld.layout import RunLayout
 
 RESULTS = Path(__file__).parent / "results" / "wall_detector.json"
 COLOUR = Thresholds(wall_red_over_blue=0.05)
@@ -49,8 +50,9 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=60, help="held-out episodes to read")
     ap.add_argument("--figure", type=Path, default=None)
     args = ap.parse_args()
-    val = read_json(args.run / "vae" / "split.json")["val"][: args.episodes]
-    real = np.concatenate([load_episode(episode_path(args.run, i)).frames for i in val])
+    val = read_json(RunLayout(args.run).vae_split)["val"][: args.episodes]
+    run = RunLayout(args.run)
+    real = np.concatenate([load_episode(run.episode(i)).frames for i in val])
     sets = {"real held-out frames": real}
     committed = sorted(args.run.glob("dreams/model_*/committed_*/dreams.npz"))
     for path in committed:

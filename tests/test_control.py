@@ -3,6 +3,7 @@ game evaluation and the executors (local processes and a real local Ray)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import torch
 from mdnworld.config import ControllerConfig, EvaluateConfig, RNNConfig
 from mdnworld.control.evaluate import evaluate, load_controller
 from mdnworld.control.executors import LocalExecutor, make_executor
-from mdnworld.control.realgame import play_job, seed_jobs
+from mdnworld.control.realgame import PlayJob, play_job, seed_jobs
 from mdnworld.control.train import CMAES, dream_fitness, train_controller
 from mdnworld.dreams import DreamEnv
 from mdnworld.errors import LockedError
@@ -252,8 +253,8 @@ def test_evaluate_scores_are_steps_survived(controller_run: Path) -> None:
     run = controller_run
     train_controller(run, _cfg(generations=1), **QUIET)
     params, meta = load_controller(run)
-    job = {"run_dir": str(run), "model_index": 0, "params": params.tolist(), "max_steps": 150,
-           "seeds": [5, 6], "record": True}  # fmt: skip
+    job = PlayJob(str(run), model_index=0, params=params, max_steps=150, seeds=(5, 6),
+                  record=True)  # fmt: skip
     rows = play_job(job)
     for r in rows:  # one frame per step survived; a capped episode scores the cap
         assert r["score"] == len(r["frames"]) == len(r["recons"]) <= 150
@@ -267,8 +268,7 @@ def test_evaluate_scores_are_steps_survived(controller_run: Path) -> None:
 def test_ray_executor_gives_the_local_scores(controller_run: Path) -> None:
     pytest.importorskip("ray")
     params = np.zeros(ControllerArch(64, 32).n_params, np.float32)
-    base = {"run_dir": str(controller_run), "model_index": 0, "params": params.tolist(),
-            "max_steps": 120}  # fmt: skip
+    base = PlayJob(str(controller_run), model_index=0, params=params, max_steps=120)
     jobs = seed_jobs(base, [11, 12, 13], 3)
     local = LocalExecutor(workers=1).map(play_job, jobs)
     ray_exec = make_executor("ray", workers=2)
@@ -309,3 +309,90 @@ def test_controller_cost_is_split_by_the_machine_each_generation_ran_on(tmp_path
     md = controller_markdown([s])
     assert f"| moved_run | 1.15 | {gpu} | 2 | 3.6 | 0.00 h | — (GPU) |" in md
     assert f"| moved_run | 1.15 | {cpu} | 3 | 36.0 | 0.05 h | 0.1 |" in md
+
+
+# --- fast: no game, no training ---------------------------------------------------------------
+
+
+def test_jobs_are_typed_picklable_and_split_by_seed() -> None:
+    import pickle
+
+    from mdnworld.control.train import DreamJob
+
+    base = PlayJob("runs/x", model_index=1, params=[0.5, -1.0, 2.0], max_steps=100)
+    assert base.params.dtype == np.float32 and base.params.shape == (3,) and base.seeds == ()
+    jobs = seed_jobs(base, [10, 11, 12, 13, 14], 2)
+    assert [j.seeds for j in jobs] == [(10, 11, 12), (13, 14)]
+    assert all(j.run_dir == "runs/x" and j.model_index == 1 and j.max_steps == 100 for j in jobs)
+    assert [j.seeds for j in seed_jobs(base, [7], 4)] == [(7,)]  # never an empty job
+    back = pickle.loads(pickle.dumps(jobs[1]))  # what the process pool and Ray do
+    assert isinstance(back, PlayJob) and back.seeds == (13, 14)
+    np.testing.assert_array_equal(back.params, base.params)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        base.max_steps = 5  # type: ignore[misc]
+    with pytest.raises(ValueError, match="flat"):
+        PlayJob("runs/x", 0, np.zeros((2, 3)), 100)
+    dream = DreamJob("runs/x", 0, [[0.0, 1.0], [2.0, 3.0]], "cpu", rollouts=2, tau=1.15,
+                     max_steps=50, done_threshold=0.5, seed=3)  # fmt: skip
+    assert dream.params.shape == (2, 2) and dream.params.dtype == np.float32
+    assert (dream.done, dream.threads) == ("sample", 0)
+    assert pickle.loads(pickle.dumps(dream)).seed == 3
+    with pytest.raises(ValueError, match=r"\(P, n\)"):
+        DreamJob("runs/x", 0, [1.0, 2.0], "cpu", 2, 1.15, 50, 0.5, 3)
+    assert seed_jobs({"repeat": 1}, [1, 2, 3], 2) == [  # a benchmark's own dict jobs
+        {"repeat": 1, "seeds": [1, 2]}, {"repeat": 1, "seeds": [3]}]  # fmt: skip
+
+
+def test_bad_options_and_files_raise_user_errors(tmp_path: Path) -> None:
+    from mdnworld.checkpoints import save_weights
+    from mdnworld.errors import CheckpointError, ConfigError, MissingError
+
+    with pytest.raises(ConfigError, match="executor must be one of"):
+        make_executor("dask")
+    with pytest.raises(ConfigError, match="controller.done must be one of"):
+        cfg = ControllerConfig()
+        cfg.done = "never"  # type: ignore[assignment] - past the config's own check
+        train_controller(tmp_path, cfg, **QUIET)
+    assert not (tmp_path / "controller").exists()  # refused before anything is written
+    with pytest.raises(ConfigError, match="which must be one of"):
+        load_controller(tmp_path, "worst")
+    with pytest.raises(MissingError, match="train-controller"):
+        load_controller(tmp_path)
+    path = tmp_path / "controller" / "controller.safetensors"
+    save_weights(path, {"fc.weight": torch.zeros(1, 3)}, {"generation": 1, "model_index": 0})
+    with pytest.raises(CheckpointError, match="'arch'"):
+        load_controller(tmp_path)
+
+
+def test_model_cache_reloads_a_rewritten_model(tmp_path: Path) -> None:
+    """The cache keys on the weights files' identity, not the run's name: a retrained M (its
+    weights rewritten) is a new object in a long-lived worker; an unchanged one is reused."""
+    from mdnworld.checkpoints import MODELS, cached_mdnrnn, save_weights
+    from mdnworld.control.train import dream_inputs
+    from mdnworld.errors import ConfigError
+    from mdnworld.layout import RunLayout
+    from mdnworld.models.mdnrnn import StandardisedMDNRNN
+
+    run = RunLayout(tmp_path / "run")
+
+    def save_m(seed: int, done_head: bool = True) -> None:
+        torch.manual_seed(seed)
+        arch = MDNRNNArch(latent_dim=Z, hidden=H, n_components=2, done_head=done_head)
+        m = StandardisedMDNRNN(arch)
+        save_weights(run.rnn_model(0), m.state_dict(), {"arch": dataclasses.asdict(arch)})
+
+    MODELS.clear()
+    save_m(0)
+    first = cached_mdnrnn(run.root, 0)
+    assert cached_mdnrnn(run.root, 0) is first and cached_mdnrnn(str(run.root), 0) is first
+    save_m(1)  # retrained
+    second = cached_mdnrnn(run.root, 0)
+    assert second is not first
+    w = "lstm.weight_ih_l0"
+    assert not torch.equal(first.state_dict()[w], second.state_dict()[w])
+    assert cached_mdnrnn(run.root, 0) is second
+    MODELS.clear()
+    assert len(MODELS) == 0 and cached_mdnrnn(run.root, 0) is not second
+    save_m(2, done_head=False)  # the controller's dreams need a done head: the fix is named
+    with pytest.raises(ConfigError, match=r"model_0/model.safetensors: .*--done-head"):
+        dream_inputs(run.root, 0, "cpu")

@@ -18,10 +18,12 @@ No pickle anywhere: safetensors holds only tensors, JSON holds the rest.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -38,6 +40,7 @@ from mdnworld.models.vae import VAE, VAEArch
 
 CHECKPOINT_FORMAT = "mdnworld.checkpoint/1"
 LATENT_FORMAT = "mdnworld.latents/1"
+T = TypeVar("T")
 
 
 # --- weights files ---
@@ -352,3 +355,83 @@ class StartBank:
             ids, mu = self.at(t)
             arrays[f"episodes_{t}"], arrays[f"mu_{t}"] = ids.astype(np.int64), mu.astype(dtype)
         write_npz(path, arrays)
+
+
+# --- loaded models, cached by file identity ---
+
+
+FileStamp = tuple[str, int, int, int] | tuple[str, None]
+"""A file's identity: (resolved path, inode, mtime_ns, size), or (resolved path, None) when it
+is missing."""
+
+
+def file_stamp(path: Path | str) -> FileStamp:
+    """The identity of ``path`` now: rewriting it (even atomically, to the same size within one
+    clock tick: a new inode) changes it."""
+    resolved = Path(path).resolve()
+    try:
+        st = resolved.stat()
+    except FileNotFoundError:
+        return (str(resolved), None)
+    return (str(resolved), st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class ModelCache:
+    """Loaded models (or anything built from run-directory files) kept for reuse in a
+    long-lived process (an executor's worker, a notebook), never stale.
+
+    ``get(files, build, *extra)`` returns the value cached under the ``file_stamp`` of every
+    file in ``files`` plus the hashable ``extra`` (e.g. the device), or calls ``build()`` and
+    caches what it returns. A retrained model rewrites its weights, so its stamp changes and
+    the next ``get`` loads it afresh; a missing file is stamped too (a value built while it was
+    missing is not served once it exists). A ``build`` that raises caches nothing. The least
+    recently used values beyond ``maxsize`` are dropped; ``clear()`` drops all. Values are
+    shared: callers must not change them (models are in eval mode; do not train them).
+    """
+
+    def __init__(self, maxsize: int = 6) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[tuple[Hashable, ...], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, files: Sequence[Path | str], build: Callable[[], T], *extra: Hashable) -> T:
+        key = (tuple(file_stamp(p) for p in files), *extra)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+MODELS = ModelCache()
+"""The process's cache of loaded V and M (``cached_vae``, ``cached_mdnrnn``) and of what the
+controller builds from the run (its dream starts)."""
+
+
+def cached_vae(run_dir: Path | str, device: torch.device | str = "cpu") -> VAE:
+    """``load_vae(run_dir, device)[0]``, loaded once per version of its files (``MODELS``)."""
+    run = RunLayout(run_dir)
+    files = (run.vae_model, run.vae_meta)
+    return MODELS.get(files, lambda: load_vae(run_dir, device)[0], "vae", str(device))
+
+
+def cached_mdnrnn(
+    run_dir: Path | str, index: int = 0, device: torch.device | str = "cpu"
+) -> StandardisedMDNRNN:
+    """``load_mdnrnn(run_dir, index, device)[0]``, loaded once per version of its files (its
+    weights and the latents' manifest it is checked against; ``MODELS``)."""
+    run = RunLayout(run_dir)
+    files = (run.rnn_model(index), run.rnn_meta(index), run.latent_manifest)
+    return MODELS.get(files, lambda: load_mdnrnn(run_dir, index, device)[0], "mdnrnn", str(device))

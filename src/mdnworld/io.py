@@ -18,6 +18,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from mdnworld.errors import LockedError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -124,10 +126,6 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-class LockedError(RuntimeError):
-    """Another process holds the lock; the message names the file and the holder's pid."""
 
 
 @contextlib.contextmanager

@@ -4,8 +4,10 @@
 worker); ``RayExecutor`` hands them to a Ray cluster (``pip install mdnworld[ray]``;
 ``--executor ray --address HOST:PORT``, or no address to start a local Ray). Both give
 ``map(fn, jobs) -> results`` in job order, where ``fn`` is a module-level function of one
-picklable job (a dict of plain values: paths, numbers, lists). Jobs name the run directory, so
-Ray workers on other machines must see it at the same path (shared storage).
+picklable job: a frozen dataclass of plain values defined at module level beside its function
+(``realgame.PlayJob`` for ``realgame.play_job``, ``train.DreamJob`` for ``train.dream_job``).
+Jobs name the run directory, so Ray workers on other machines must see it at the same path
+(shared storage).
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ import multiprocessing as mp
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import Any, TypeVar, get_args
 
-Job = dict[str, Any]
+from mdnworld.config import ExecutorKind
+from mdnworld.errors import ConfigError
+
+Job = TypeVar("Job")
+Result = TypeVar("Result")
 
 
 def _init_local_worker() -> None:
@@ -32,7 +38,7 @@ class LocalExecutor:
         self.workers = workers if workers > 0 else (os.cpu_count() or 1)
         self._pool: ProcessPoolExecutor | None = None
 
-    def map(self, fn: Callable[[Job], Any], jobs: Sequence[Job]) -> list[Any]:
+    def map(self, fn: Callable[[Job], Result], jobs: Sequence[Job]) -> list[Result]:
         if self.workers == 1 or len(jobs) <= 1:
             return [fn(job) for job in jobs]
         if self._pool is None:
@@ -55,7 +61,9 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise RuntimeError("the Ray executor needs Ray: pip install 'mdnworld[ray]'") from None
+            raise ConfigError(
+                "executor 'ray' needs Ray: pip install 'mdnworld[ray]' (or use executor 'local')"
+            ) from None
         self.ray = ray
         self._started = not ray.is_initialized()
         if self._started:
@@ -64,7 +72,7 @@ class RayExecutor:
                 kwargs["num_cpus"] = workers
             ray.init(**kwargs, include_dashboard=False, log_to_driver=False)
 
-    def map(self, fn: Callable[[Job], Any], jobs: Sequence[Job]) -> list[Any]:
+    def map(self, fn: Callable[[Job], Result], jobs: Sequence[Job]) -> list[Result]:
         remote = self.ray.remote(num_cpus=1)(fn)
         return self.ray.get([remote.remote(job) for job in jobs])
 
@@ -76,9 +84,10 @@ class RayExecutor:
 Executor = LocalExecutor | RayExecutor
 
 
-def make_executor(kind: str, address: str = "", workers: int = 0) -> Executor:
+def make_executor(kind: ExecutorKind | str, address: str = "", workers: int = 0) -> Executor:
+    """The executor a config's ``executor`` names ("local" or "ray")."""
     if kind == "local":
         return LocalExecutor(workers)
     if kind == "ray":
         return RayExecutor(address, workers)
-    raise ValueError(f"executor must be 'local' or 'ray', got {kind!r}")
+    raise ConfigError(f"executor must be one of {list(get_args(ExecutorKind))}, got {kind!r}")

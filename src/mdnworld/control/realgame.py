@@ -4,24 +4,70 @@ Each step: V encodes the frame to z = mu, C acts on [z, h], the game advances on
 reads (z, a) to update h (h starts at zero, as in the dream). The score is the number of steps
 survived (SPEC §1), at most ``max_steps``.
 
-``play_job`` is what executors run: a job names the run directory, the M, the controller's
-flat parameters and the episode seeds; the models are loaded once per worker process.
+``play_job`` is what executors run: a ``PlayJob`` names the run directory, the M, the
+controller's flat parameters and the episode seeds; V and M come from the process's model cache
+(``checkpoints.MODELS``: loaded once per worker, again only if retrained), the game from
+``cached_env`` (one per worker).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict, TypeVar
 
 import numpy as np
 import torch
 
+from mdnworld.checkpoints import cached_mdnrnn, cached_vae
 from mdnworld.env.take_cover import TakeCoverEnv
 from mdnworld.models.controller import Controller, ControllerArch
 from mdnworld.models.mdnrnn import MDNRNN
 from mdnworld.models.vae import VAE, frames_to_tensor, tensor_to_frames
+
+
+@dataclass(frozen=True, eq=False)
+class PlayJob:
+    """One executor job: a controller plays one real episode per seed (``play_job``).
+
+    Plain values only, so it pickles to a local worker process or a Ray worker; Ray workers on
+    other machines must see ``run_dir`` at the same path (shared storage).
+    """
+
+    run_dir: str
+    """The run directory whose V and M ``model_index`` the agent uses."""
+    model_index: int
+    """Which M (``rnn/model_<i>/``) updates h."""
+    params: np.ndarray
+    """C's flat parameters (n,) float32, laid out ``[W.flatten(), b]`` (models/controller.py);
+    a list is converted."""
+    max_steps: int
+    """Episode cap: the highest possible score."""
+    seeds: tuple[int, ...] = ()
+    """Game seeds, one episode each, played in this order."""
+    record: bool = False
+    """Also return every step's frame, V's reconstruction and the action."""
+
+    def __post_init__(self) -> None:
+        params = np.asarray(self.params, np.float32)
+        if params.ndim != 1:
+            raise ValueError(f"PlayJob.params must be flat (n,), got shape {params.shape}")
+        object.__setattr__(self, "run_dir", str(self.run_dir))
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+
+
+class Episode(TypedDict):
+    """One played episode, as ``play_job`` returns it (the recorded arrays with ``record``)."""
+
+    seed: int
+    score: int
+    frames: NotRequired[np.ndarray]  # (T, 64, 64, 3) uint8, the real frames
+    recons: NotRequired[np.ndarray]  # (T, 64, 64, 3) uint8, V's reconstructions
+    actions: NotRequired[np.ndarray]  # (T,) float32, C's actions
 
 
 @dataclass
@@ -63,44 +109,58 @@ class Agent:
         }
 
 
-def controller_for(mdnrnn: MDNRNN, params: np.ndarray | list[float]) -> Controller:
+def controller_for(mdnrnn: MDNRNN, params: np.ndarray | Sequence[float]) -> Controller:
     """A controller sized for M's latent and hidden sizes, with the flat ``params``."""
     arch = ControllerArch(mdnrnn.arch.latent_dim, mdnrnn.arch.hidden, mdnrnn.arch.action_dim)
     flat = torch.as_tensor(np.asarray(params, np.float32))
     return Controller(arch).set_flat(flat).eval()
 
 
-@functools.lru_cache(maxsize=2)
-def load_models(run_dir: str, model_index: int) -> tuple[VAE, MDNRNN]:
-    """V and M ``model_index`` of a run, on the CPU (cached per process)."""
-    from mdnworld.checkpoints import load_mdnrnn, load_vae
-
-    return load_vae(Path(run_dir), "cpu")[0], load_mdnrnn(run_dir, model_index, "cpu")[0]
+def load_models(run_dir: Path | str, model_index: int) -> tuple[VAE, MDNRNN]:
+    """V and M ``model_index`` of a run, on the CPU (from ``checkpoints.MODELS``)."""
+    return cached_vae(run_dir, "cpu"), cached_mdnrnn(run_dir, model_index, "cpu")
 
 
 @functools.lru_cache(maxsize=1)
 def cached_env(max_steps: int) -> TakeCoverEnv:
-    """One real game per (worker) process, kept between jobs."""
+    """One real game per (worker) process, kept between jobs (it holds no run data)."""
     return TakeCoverEnv(max_steps=max_steps)
 
 
-def play_job(job: dict[str, Any]) -> list[dict[str, Any]]:
-    """Executor job: {"run_dir", "model_index", "params" (list), "seeds" (list), "max_steps",
-    "record" (bool)} -> one {"seed", "score"} per seed (+ "frames", "recons", "actions" with
-    record).
+def play_job(job: PlayJob) -> list[Episode]:
+    """Run a ``PlayJob``: one ``Episode`` per seed, in the job's order.
     Runs on one thread, so a score depends only on the parameters and the seed."""
     torch.set_num_threads(1)
-    vae, mdnrnn = load_models(str(job["run_dir"]), int(job["model_index"]))
-    agent = Agent(vae, mdnrnn, controller_for(mdnrnn, job["params"]))
-    env = cached_env(int(job["max_steps"]))
-    results = []
-    for seed in job["seeds"]:
-        score, recorded = agent.play(env, int(seed), bool(job.get("record", False)))
-        results.append({"seed": int(seed), "score": score, **(recorded or {})})
+    vae, mdnrnn = load_models(job.run_dir, job.model_index)
+    agent = Agent(vae, mdnrnn, controller_for(mdnrnn, job.params))
+    env = cached_env(job.max_steps)
+    results: list[Episode] = []
+    for seed in job.seeds:
+        score, recorded = agent.play(env, seed, job.record)
+        row: Episode = {"seed": seed, "score": score}
+        row.update(recorded or {})
+        results.append(row)
     return results
 
 
-def seed_jobs(base: dict[str, Any], seeds: list[int], n_jobs: int) -> list[dict[str, Any]]:
-    """Split ``seeds`` into at most n_jobs contiguous jobs (each a copy of ``base``)."""
+J = TypeVar("J")
+
+
+def split_seeds(seeds: Sequence[int], n_jobs: int) -> list[tuple[int, ...]]:
+    """``seeds`` in at most ``n_jobs`` contiguous, non-empty, near-equal parts."""
     n = max(1, min(n_jobs, len(seeds)))
-    return [{**base, "seeds": list(chunk)} for chunk in np.array_split(seeds, n) if len(chunk)]
+    return [
+        tuple(int(s) for s in part) for part in np.array_split(np.asarray(seeds), n) if len(part)
+    ]
+
+
+def seed_jobs(base: J, seeds: Sequence[int], n_jobs: int) -> list[J]:
+    """Split ``seeds`` into at most ``n_jobs`` contiguous jobs, each ``base`` with its part as
+    ``seeds``: a ``PlayJob`` (or another dataclass job with a ``seeds`` field) is copied with
+    ``dataclasses.replace``, a dict job (benchmarks' own) with ``{**base, "seeds": [...]}``."""
+    parts = split_seeds(seeds, n_jobs)
+    if dataclasses.is_dataclass(base) and not isinstance(base, type):
+        return [dataclasses.replace(base, seeds=part) for part in parts]
+    if isinstance(base, dict):
+        return [{**base, "seeds": list(part)} for part in parts]
+    raise TypeError(f"seed_jobs: a dataclass job or a dict, not {type(base).__name__}")

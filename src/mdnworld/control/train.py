@@ -36,31 +36,30 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import cma
 import numpy as np
 import torch
 
-from mdnworld.checkpoints import StartBank, save_weights
-from mdnworld.config import ControllerConfig, to_dict
+from mdnworld.checkpoints import MODELS, StartBank, cached_mdnrnn, save_weights
+from mdnworld.config import ControllerConfig, DoneRule, ExecutorKind, to_dict
 from mdnworld.control.executors import Executor, make_executor
-from mdnworld.control.realgame import play_job, seed_jobs
+from mdnworld.control.realgame import PlayJob, play_job, seed_jobs
 from mdnworld.device import resolve_device, set_threads
 from mdnworld.dreams import DreamEnv
-from mdnworld.errors import CheckpointError
-from mdnworld.io import exclusive_lock, read_json, write_npz
+from mdnworld.errors import CheckpointError, ConfigError
+from mdnworld.io import exclusive_lock, write_npz
+from mdnworld.layout import RunLayout
 from mdnworld.logs import Logger
 from mdnworld.models.controller import ControllerArch, PopulationController
-from mdnworld.models.mdnrnn import MDNRNN
+from mdnworld.models.mdnrnn import MDNRNN, StandardisedMDNRNN
 from mdnworld.stage_log import machine
 
-CTRL_DIR = "controller"
 CMAES_FORMAT = "mdnworld.cmaes/2"
 READABLE_FORMATS = ("mdnworld.cmaes/1", CMAES_FORMAT)
 EVAL_SEED = 2_000_000
@@ -147,21 +146,23 @@ class Restart:
 # --- fitness in the dream ------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=2)
-def dream_inputs(run_dir: str, model_index: int, device: str) -> tuple[MDNRNN, torch.Tensor]:
-    """M (with a done head) and the dream starts: mu of the first frame of every training
-    episode (M, Z)."""
-    from mdnworld.checkpoints import load_mdnrnn
-    from mdnworld.train.rnn import model_dir
-
-    model, _ = load_mdnrnn(run_dir, model_index, device)
+def dream_inputs(
+    run_dir: Path | str, model_index: int, device: str
+) -> tuple[StandardisedMDNRNN, torch.Tensor]:
+    """M ``model_index`` (with a done head) on ``device`` and the dream starts: mu of the first
+    frame of every training episode (M, Z). Both from the process's model cache
+    (``checkpoints.MODELS``), so a worker loads them once per version of their files."""
+    run = RunLayout(run_dir)
+    model = cached_mdnrnn(run.root, model_index, device)
     if model.done is None:
-        raise ValueError(
-            f"{model_dir(run_dir, model_index)}: the controller dreams need an M with a done "
-            "head; train one with `mdnworld train-rnn --done-head --model-index N`"
+        raise ConfigError(
+            f"{run.rnn_model(model_index)}: the controller dreams need an M with a done head; "
+            f"train one with `mdnworld train-rnn --done-head --model-index N` and set "
+            f"controller.model_index to N"
         )
-    _, mu = StartBank.from_run(run_dir).at(0)
-    return model, torch.from_numpy(mu)
+    files = (run.rnn_split, run.latent_manifest, run.starts)
+    start_mu = MODELS.get(files, lambda: StartBank.from_run(run.root).at(0)[1], "start_mu")
+    return model, torch.from_numpy(start_mu)
 
 
 @torch.no_grad()
@@ -203,23 +204,48 @@ def dream_fitness(
     return survived.view(P, rollouts).mean(1).double().cpu().numpy()
 
 
-def dream_job(job: dict[str, Any]) -> list[float]:
-    """Executor job: {"run_dir", "model_index", "device", "threads", "params" (P, n) list,
-    "rollouts", "tau", "max_steps", "done_threshold", "seed"} -> P fitnesses."""
-    if job.get("threads"):
-        torch.set_num_threads(int(job["threads"]))
-    model, starts = dream_inputs(str(job["run_dir"]), int(job["model_index"]), job["device"])
-    fit = dream_fitness(
-        model,
-        starts,
-        np.asarray(job["params"], np.float32),
-        int(job["rollouts"]),
-        float(job["tau"]),
-        int(job["max_steps"]),
-        float(job["done_threshold"]),
-        int(job["seed"]),
-        job.get("done", "sample"),
-    )
+@dataclasses.dataclass(frozen=True, eq=False)
+class DreamJob:
+    """One executor job: the dream fitness of ``params``' candidates (``dream_job``).
+
+    Plain values only, so it pickles to a local worker process or a Ray worker; Ray workers on
+    other machines must see ``run_dir`` at the same path (shared storage).
+    """
+
+    run_dir: str
+    """The run directory: its M ``model_index`` dreams, from its training episodes' starts."""
+    model_index: int
+    params: np.ndarray
+    """The candidates' flat parameters (P, n) float32 (a nested list is converted)."""
+    device: str
+    """Where the dreams run ("cpu", "cuda", ...; resolved, not "auto")."""
+    rollouts: int
+    """Dreams per candidate; a fitness is their mean survival."""
+    tau: float
+    max_steps: int
+    done_threshold: float
+    seed: int
+    """Seeds the dreams' random streams: the same job gives the same fitnesses."""
+    done: str = "sample"
+    """How the done head ends a dream: "sample" or "threshold" (config.DoneRule)."""
+    threads: int = 0
+    """Torch threads in the worker; 0 = leave as they are."""
+
+    def __post_init__(self) -> None:
+        params = np.asarray(self.params, np.float32)
+        if params.ndim != 2:
+            raise ValueError(f"DreamJob.params must be (P, n), got shape {params.shape}")
+        object.__setattr__(self, "run_dir", str(self.run_dir))
+        object.__setattr__(self, "params", params)
+
+
+def dream_job(job: DreamJob) -> list[float]:
+    """Run a ``DreamJob``: P fitnesses (mean dream survival in steps), in candidate order."""
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    model, starts = dream_inputs(job.run_dir, job.model_index, job.device)
+    fit = dream_fitness(model, starts, job.params, job.rollouts, job.tau, job.max_steps,
+                        job.done_threshold, job.seed, job.done)  # fmt: skip
     return fit.tolist()
 
 
@@ -230,19 +256,19 @@ def population_fitness(
     device = str(resolve_device(cfg.device))
     chunks = np.array_split(np.arange(len(X)), max(1, min(cfg.dream_chunks, len(X))))
     jobs = [
-        {
-            "run_dir": str(run_dir),
-            "model_index": cfg.model_index,
-            "device": device,
-            "threads": cfg.threads,
-            "params": X[idx].tolist(),
-            "rollouts": cfg.rollouts,
-            "tau": cfg.tau,
-            "max_steps": cfg.max_steps,
-            "done_threshold": cfg.done_threshold,
-            "done": cfg.done,
-            "seed": cfg.seed * 1_000_003 + generation * 101 + c,
-        }
+        DreamJob(
+            run_dir=str(run_dir),
+            model_index=cfg.model_index,
+            params=X[idx],
+            device=device,
+            rollouts=cfg.rollouts,
+            tau=cfg.tau,
+            max_steps=cfg.max_steps,
+            done_threshold=cfg.done_threshold,
+            seed=cfg.seed * 1_000_003 + generation * 101 + c,
+            done=cfg.done,
+            threads=cfg.threads,
+        )
         for c, idx in enumerate(chunks)
     ]
     return np.concatenate([np.asarray(f) for f in executor.map(dream_job, jobs)])
@@ -253,8 +279,7 @@ def real_scores(
     executor: Executor, workers: int,
 ) -> list[int]:  # fmt: skip
     """Real-game scores of one controller on ``seeds`` (spread over the executor)."""
-    base = {"run_dir": str(run_dir), "model_index": model_index, "params": params.tolist(),
-            "max_steps": max_steps}  # fmt: skip
+    base = PlayJob(str(run_dir), model_index, params, max_steps)
     rows = [r for part in executor.map(play_job, seed_jobs(base, seeds, workers)) for r in part]
     return [r["score"] for r in rows]
 
@@ -356,26 +381,29 @@ def train_controller(
     """Run CMA-ES up to ``cfg.generations`` (resuming a saved run); returns a summary.
     ``stop_after_generations`` stops after that many generations of this call, like a kill.
     One process at a time per run (``controller/.lock``): a second one would fork the state."""
-    run_dir = Path(run_dir)
-    with exclusive_lock(run_dir / CTRL_DIR / ".lock", "train-controller"):
-        return _train_controller(run_dir, cfg, log, stop_after_generations)
+    for name, kind in (("done", DoneRule), ("executor", ExecutorKind)):
+        if getattr(cfg, name) not in get_args(kind):
+            raise ConfigError(f"controller.{name} must be one of {list(get_args(kind))}, got "
+                              f"{getattr(cfg, name)!r}")  # fmt: skip
+    run = RunLayout(run_dir)
+    with exclusive_lock(run.controller_lock, "train-controller"):
+        return _train_controller(run, cfg, log, stop_after_generations)
 
 
 def _train_controller(
-    run_dir: Path,
+    run: RunLayout,
     cfg: ControllerConfig,
     log: Callable[[str], None],
     stop_after_generations: int | None,
 ) -> dict[str, Any]:
     set_threads(cfg.threads)
     device = str(resolve_device(cfg.device))
-    model, starts = dream_inputs(str(run_dir), cfg.model_index, device)
+    model, starts = dream_inputs(run.root, cfg.model_index, device)
     arch = ControllerArch(model.arch.latent_dim, model.arch.hidden, model.arch.action_dim)
-    out = run_dir / CTRL_DIR
-    state_path = out / "cmaes_state.npz"
-    if state_path.exists():
-        es, best = _load_state(state_path, cfg, arch.n_params, log)
-        log(f"train-controller: resumed after generation {es.generation} from {state_path}")
+    if run.controller_state.exists():
+        es, best = _load_state(run.controller_state, cfg, arch.n_params, log)
+        log(f"train-controller: resumed after generation {es.generation} from "
+            f"{run.controller_state}")  # fmt: skip
     else:
         es = CMAES(arch.n_params, cfg.sigma0, cfg.popsize, cfg.seed)
         best = {"fitness": -1.0, "generation": 0, "params": np.zeros(arch.n_params, np.float32)}
@@ -385,55 +413,69 @@ def _train_controller(
         f"{cfg.model_index}, device {device}, executor {cfg.executor}"
     )
     executor = make_executor(cfg.executor, cfg.address, cfg.workers)
-    logger = Logger(out, resume_step=es.generation)
-    eval_seeds = [EVAL_SEED + i for i in range(cfg.eval_episodes)]
+    logger = Logger(run.controller_dir, resume_step=es.generation)
     ran = 0
     try:
         while es.generation < cfg.generations:
             if stop_after_generations is not None and ran >= stop_after_generations:
                 return {"generation": es.generation, "stopped": True}
-            t0 = time.perf_counter()
-            X = es.ask()
-            fit = population_fitness(run_dir, cfg, X, es.generation, executor)
-            es.tell(X, fit)
-            g = es.generation
-            if fit.max() > best["fitness"]:
-                best = {"fitness": float(fit.max()), "generation": g,
-                        "params": X[int(fit.argmax())].astype(np.float32)}  # fmt: skip
-            row = {
-                "fitness/mean": float(fit.mean()),
-                "fitness/best": float(fit.max()),
-                "fitness/worst": float(fit.min()),
-                "cmaes/sigma": float(es.es.sigma),
-                "seconds": time.perf_counter() - t0,
-            }
-            msg = (f"gen {g}: dream survival mean {fit.mean():.0f} best {fit.max():.0f} "
-                   f"worst {fit.min():.0f} ({row['seconds']:.1f} s)")  # fmt: skip
-            if cfg.eval_every and g % cfg.eval_every == 0:  # the generation's best, for real
-                t_real = time.perf_counter()
-                scores = real_scores(run_dir, cfg.model_index, X[int(fit.argmax())], eval_seeds,
-                                     cfg.max_steps, executor, cfg.workers or 2)  # fmt: skip
-                row.update({"real/mean": float(np.mean(scores)), "real/std": float(np.std(scores)),
-                            "real/seconds": time.perf_counter() - t_real})  # fmt: skip
-                msg += (f"; its best candidate: dream {fit.max():.0f}, real game "
-                        f"{np.mean(scores):.0f} ± {np.std(scores):.0f}")  # fmt: skip
-            logger.log(g, tags={"machine": machine()}, **row)
-            log(f"train-controller: {msg}")
-            _save_state(state_path, es, best, cfg)
-            meta = {"generation": g, "model_index": cfg.model_index, "config": to_dict(cfg)}
-            _save_controller(out / "controller.safetensors", es.mean, arch,
-                             {**meta, "what": "CMA-ES mean"})  # fmt: skip
-            _save_controller(out / "best.safetensors", best["params"], arch,
-                             {**meta, "what": "best dream candidate", **{
-                                 k: best[k] for k in ("fitness", "generation")}})  # fmt: skip
+            best = _generation(run, cfg, es, best, executor, logger, log)
+            _save_generation(run, cfg, es, best, arch)
             ran += 1
     finally:
         logger.close()
         executor.close()
-    log(f"train-controller: done after {es.generation} generations; {out}/controller.safetensors")
+    log(f"train-controller: done after {es.generation} generations; "
+        f"{run.controller_weights('mean')}")  # fmt: skip
     return {"generation": es.generation, "stopped": False, "best_fitness": best["fitness"]}
 
 
-def controller_done(run_dir: Path, cfg: ControllerConfig) -> bool:
-    path = Path(run_dir) / CTRL_DIR / "controller.json"
-    return path.exists() and read_json(path).get("generation") == cfg.generations
+def _generation(
+    run: RunLayout, cfg: ControllerConfig, es: CMAES, best: dict[str, Any], executor: Executor,
+    logger: Logger, log: Callable[[str], None],
+) -> dict[str, Any]:  # fmt: skip
+    """One generation: ask, dream, tell; every ``eval_every`` generations its best candidate
+    in the real game; its log row. Returns the best candidate so far."""
+    t0 = time.perf_counter()
+    X = es.ask()
+    fit = population_fitness(run.root, cfg, X, es.generation, executor)
+    es.tell(X, fit)
+    g = es.generation
+    if fit.max() > best["fitness"]:
+        best = {"fitness": float(fit.max()), "generation": g,
+                "params": X[int(fit.argmax())].astype(np.float32)}  # fmt: skip
+    row = {
+        "fitness/mean": float(fit.mean()),
+        "fitness/best": float(fit.max()),
+        "fitness/worst": float(fit.min()),
+        "cmaes/sigma": float(es.es.sigma),
+        "seconds": time.perf_counter() - t0,
+    }
+    msg = (f"gen {g}: dream survival mean {fit.mean():.0f} best {fit.max():.0f} "
+           f"worst {fit.min():.0f} ({row['seconds']:.1f} s)")  # fmt: skip
+    if cfg.eval_every and g % cfg.eval_every == 0:  # the generation's best, for real
+        t_real = time.perf_counter()
+        eval_seeds = [EVAL_SEED + i for i in range(cfg.eval_episodes)]
+        scores = real_scores(run.root, cfg.model_index, X[int(fit.argmax())], eval_seeds,
+                             cfg.max_steps, executor, cfg.workers or 2)  # fmt: skip
+        row.update({"real/mean": float(np.mean(scores)), "real/std": float(np.std(scores)),
+                    "real/seconds": time.perf_counter() - t_real})  # fmt: skip
+        msg += (f"; its best candidate: dream {fit.max():.0f}, real game "
+                f"{np.mean(scores):.0f} ± {np.std(scores):.0f}")  # fmt: skip
+    logger.log(g, tags={"machine": machine()}, **row)
+    log(f"train-controller: {msg}")
+    return best
+
+
+def _save_generation(
+    run: RunLayout, cfg: ControllerConfig, es: CMAES, best: dict[str, Any], arch: ControllerArch
+) -> None:
+    """After every generation: the CMA-ES state, then the controller (the mean) and the best
+    dream candidate."""
+    _save_state(run.controller_state, es, best, cfg)
+    meta = {"generation": es.generation, "model_index": cfg.model_index, "config": to_dict(cfg)}
+    _save_controller(run.controller_weights("mean"), es.mean, arch,
+                     {**meta, "what": "CMA-ES mean"})  # fmt: skip
+    _save_controller(run.controller_weights("best"), best["params"], arch,
+                     {**meta, "what": "best dream candidate", **{
+                         k: best[k] for k in ("fitness", "generation")}})  # fmt: skip
