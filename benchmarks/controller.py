@@ -34,6 +34,7 @@ from mdnworld.control.executors import LocalExecutor
 from mdnworld.control.realgame import PlayJob, load_models, play_job, seed_jobs
 from mdnworld.control.train import dream_fitness, dream_inputs
 from mdnworld.device import set_threads
+from mdnworld.layout import RunLayout
 from mdnworld.models.controller import ControllerArch
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch
 
@@ -149,7 +150,8 @@ def main() -> None:
             f"generation {t['seconds_compact_0.0']:.1f} s with every dream to the end, "
             f"{t['seconds_compact_0.25']:.1f} s dropping ended dreams ({t['speedup']:.2f}x)"
         )
-    has_run = (args.run_dir / "vae" / "model.json").exists() and (args.run_dir / "rnn").exists()
+    run = RunLayout(args.run_dir)
+    has_run = run.vae_meta.exists() and run.rnn_dir.exists()
     if has_run:
         result["real_game"] = real_game(args.run_dir, args.episodes)
         for name, r in result["real_game"].items():

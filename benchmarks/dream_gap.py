@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from mdnworld.checkpoints import load_latents, load_mdnrnn, load_vae
-from mdnworld.control.realgame import play_job
+from mdnworld.control.realgame import PlayJob, play_job
 from mdnworld.control.train import dream_fitness, dream_inputs
 from mdnworld.data.episodes import load_episode
 from mdnworld.io import atomic_write_json, read_json
@@ -94,8 +94,7 @@ def main() -> None:
             fit = dream_fitness(model, starts, params[None], args.rollouts, tau, 2100, 0.5, seed=1)
             row[f"dream_tau_{tau}"] = float(fit[0])
         seeds = list(range(2_000_000, 2_000_000 + args.episodes))
-        job = {"run_dir": str(args.run), "model_index": args.model, "params": params.tolist(),
-               "seeds": seeds, "max_steps": 2100}  # fmt: skip
+        job = PlayJob(str(args.run), args.model, params, max_steps=2100, seeds=tuple(seeds))
         scores = [r["score"] for r in play_job(job)]
         row.update(real_mean=float(np.mean(scores)), real_std=float(np.std(scores)))
         rows.append(row)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -34,13 +34,22 @@ POLICIES = {  # name -> repeat of RandomRepeatPolicy (None: drawn per episode, S
 }
 
 
-def play(job: dict[str, Any]) -> list[int]:
-    """Executor job {"repeat", "seeds", "max_steps"} -> steps survived per seed; repeat 0
+@dataclass(frozen=True)
+class BaselineJob:
+    """One executor job: an untrained policy plays one real episode per seed. ``repeat`` 0
     stands still, None draws it per episode (SPEC §2)."""
-    env = cached_env(int(job["max_steps"]))
+
+    repeat: int | None
+    max_steps: int
+    seeds: tuple[int, ...] = ()
+
+
+def play(job: BaselineJob) -> list[int]:
+    """-> steps survived per seed."""
+    env = cached_env(job.max_steps)
     scores = []
-    for seed in map(int, job["seeds"]):
-        policy = RandomRepeatPolicy(seed, job["repeat"]) if job["repeat"] != 0 else None
+    for seed in job.seeds:
+        policy = RandomRepeatPolicy(seed, job.repeat) if job.repeat != 0 else None
         obs, _ = env.reset(seed=seed)
         score, done = 0, False
         while not done:
@@ -62,7 +71,7 @@ def main() -> None:
     rows, executor = [], LocalExecutor(args.workers)  # the executor `mdnworld evaluate` uses
     for name, repeat in POLICIES.items():
         t0 = time.perf_counter()
-        jobs = seed_jobs({"repeat": repeat, "max_steps": cfg.max_steps}, seeds, 4 * args.workers)
+        jobs = seed_jobs(BaselineJob(repeat, cfg.max_steps), seeds, 4 * args.workers)
         scores = [s for part in executor.map(play, jobs) for s in part]
         rows.append({"policy": name, "mean": float(np.mean(scores)),
                      "std": float(np.std(scores)), "episodes": len(scores),

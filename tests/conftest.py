@@ -1,4 +1,16 @@
-"""Shared fixtures. Everything here uses the real game: episodes are short and few, not fake."""
+"""Shared fixtures. Everything here uses the real game: episodes are short and few, not fake.
+
+Two tiers (the ``slow`` marker is registered in pyproject.toml):
+
+- ``pytest -m "not slow"`` (``make test-fast``): pure maths and small files, under a minute, and
+  no game for the pure-math tests. This file therefore imports nothing that plays the game or
+  trains at import time: the fixtures import what they need when they run.
+- ``pytest`` (``make test``, what CI runs): everything.
+
+A test is slow when it plays the real game, trains a model for more than a few seconds, drives a
+browser, or uses a fixture that does. Those using ``small_run`` or ``encoded`` (directly or
+through another fixture) are marked here; the others carry ``@pytest.mark.slow``.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from mdnworld.config import EncodeConfig, GenerateConfig, VAEConfig
-from mdnworld.data.episodes import episode_files
-from mdnworld.data.generate import generate
-from mdnworld.train.encode import encode_run
-from mdnworld.train.vae import train_vae
+# fixtures below that play the game (and train): any test that needs one is slow
+SLOW_FIXTURES = frozenset({"small_run", "encoded"})
 
 
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory with 4 real random-policy episodes (seeds 0..3), generated once."""
+    from mdnworld.config import GenerateConfig
+    from mdnworld.data.generate import generate
+
     run = tmp_path_factory.mktemp("small_run")
     generate(run, GenerateConfig(episodes=4, workers=2), log=lambda s: None)
     return run
@@ -27,6 +39,11 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def encoded(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 4 real episodes of ``small_run`` encoded by a VAE trained for one short epoch (on
     two of them, to keep the test quick): real latents, not made up."""
+    from mdnworld.config import EncodeConfig, VAEConfig
+    from mdnworld.data.episodes import episode_files
+    from mdnworld.train.encode import encode_run
+    from mdnworld.train.vae import train_vae
+
     root = tmp_path_factory.mktemp("encoded_run")
     files = episode_files(small_run)
     (root / "vae_run" / "episodes").mkdir(parents=True)
@@ -46,3 +63,11 @@ def encoded(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark slow every test that needs a game-playing fixture, however indirectly
+    (``fixturenames`` is the closure over the fixtures' own fixtures)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -136,16 +137,32 @@ def test_dropping_ended_dreams_changes_no_fitness() -> None:
         env.keep(torch.tensor([0, 1]))
 
 
+def _listing(run: Path) -> dict[str, tuple[int, int]]:
+    return {p.relative_to(run).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(run.rglob("*")) if p.is_file()}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
-def controller_run(encoded: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Real latents (conftest's ``encoded``) and a small M with a done head trained on them."""
+def controller_run(encoded: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Real latents (conftest's ``encoded``) and a small M with a done head trained on them,
+    trained once and READ-ONLY: a test that writes into a run trains in its own copy
+    (``_copy_run``), so no test depends on another's having run (checked at the end)."""
     run = tmp_path_factory.mktemp("controller_run")
     for sub in ("episodes", "vae", "latents"):
         shutil.copytree(encoded / sub, run / sub)
     cfg = RNNConfig(hidden=32, epochs=2, patience=0, batch_size=32, done_head=True,
                     device="cpu", threads=1)  # fmt: skip
     train_rnn(run, cfg, **QUIET)
-    return run
+    before = _listing(run)
+    yield run
+    assert _listing(run) == before, "a test wrote into the shared controller_run: copy it"
+
+
+def _copy_run(base: Path, dest: Path, subs: tuple[str, ...] = ("vae", "latents", "rnn")) -> Path:
+    """A test's own run: ``subs`` of the read-only ``controller_run``, copied to ``dest``."""
+    for sub in subs:
+        shutil.copytree(base / sub, dest / sub)
+    return dest
 
 
 def _cfg(**kw) -> ControllerConfig:
@@ -155,11 +172,7 @@ def _cfg(**kw) -> ControllerConfig:
 
 
 def test_cma_es_resume_gives_the_same_next_generation(controller_run: Path, tmp_path: Path) -> None:
-    runs = {}
-    for name in ("straight", "stopped"):
-        runs[name] = tmp_path / name
-        for sub in ("vae", "latents", "rnn"):
-            shutil.copytree(controller_run / sub, runs[name] / sub)
+    runs = {name: _copy_run(controller_run, tmp_path / name) for name in ("straight", "stopped")}
     train_controller(runs["straight"], _cfg(), **QUIET)
     stopped = train_controller(runs["stopped"], _cfg(), stop_after_generations=2, **QUIET)
     assert stopped == {"generation": 2, "stopped": True}
@@ -181,9 +194,7 @@ def test_a_second_train_controller_on_the_same_run_is_refused(
 ) -> None:
     """Two processes training one run would write one state and one log over each other; the
     second gets a clear error naming the lock and the holder, and the first's files stay."""
-    run = tmp_path / "locked"
-    for sub in ("vae", "latents", "rnn"):
-        shutil.copytree(controller_run / sub, run / sub)
+    run = _copy_run(controller_run, tmp_path / "locked")
     train_controller(run, _cfg(generations=1), **QUIET)
     state = run / "controller" / "cmaes_state.npz"
     before = state.read_bytes()
@@ -212,12 +223,9 @@ def test_cma_es_moved_to_another_machine_restarts_at_its_mean(
     """Where the replay differs (another numpy or CPU: here, faked by changing the saved
     checksums), resume restarts CMA-ES at the saved mean and σ, keeps the history, records the
     restart point, and from then on resumes exactly again."""
-    runs = {}
-    for name in ("moved", "moved_stopped"):
-        runs[name] = tmp_path / name
-        for sub in ("vae", "latents", "rnn"):
-            shutil.copytree(controller_run / sub, runs[name] / sub)
-        train_controller(runs[name], _cfg(generations=2), **QUIET)
+    runs = {name: _copy_run(controller_run, tmp_path / name) for name in ("moved", "moved_stopped")}
+    for r in runs.values():
+        train_controller(r, _cfg(generations=2), **QUIET)
     state = runs["moved"] / "controller" / "cmaes_state.npz"
     with np.load(state, allow_pickle=False) as f:
         saved_mean, meta, n = f["mean"], json.loads(str(f["meta"])), f["best_params"].shape
@@ -249,8 +257,8 @@ def test_cma_es_moved_to_another_machine_restarts_at_its_mean(
     assert state.read_bytes() == before
 
 
-def test_evaluate_scores_are_steps_survived(controller_run: Path) -> None:
-    run = controller_run
+def test_evaluate_scores_are_steps_survived(controller_run: Path, tmp_path: Path) -> None:
+    run = _copy_run(controller_run, tmp_path / "run", ("episodes", "vae", "latents", "rnn"))
     train_controller(run, _cfg(generations=1), **QUIET)
     params, meta = load_controller(run)
     job = PlayJob(str(run), model_index=0, params=params, max_steps=150, seeds=(5, 6),
@@ -330,17 +338,15 @@ def test_jobs_are_typed_picklable_and_split_by_seed() -> None:
     np.testing.assert_array_equal(back.params, base.params)
     with pytest.raises(dataclasses.FrozenInstanceError):
         base.max_steps = 5  # type: ignore[misc]
-    with pytest.raises(ValueError, match="flat"):
+    with pytest.raises(ValueError, match=r"PlayJob.params must have shape \(n,\)"):
         PlayJob("runs/x", 0, np.zeros((2, 3)), 100)
     dream = DreamJob("runs/x", 0, [[0.0, 1.0], [2.0, 3.0]], "cpu", rollouts=2, tau=1.15,
                      max_steps=50, done_threshold=0.5, seed=3)  # fmt: skip
     assert dream.params.shape == (2, 2) and dream.params.dtype == np.float32
     assert (dream.done, dream.threads) == ("sample", 0)
     assert pickle.loads(pickle.dumps(dream)).seed == 3
-    with pytest.raises(ValueError, match=r"\(P, n\)"):
+    with pytest.raises(ValueError, match=r"DreamJob.params must have shape \(P, n\)"):
         DreamJob("runs/x", 0, [1.0, 2.0], "cpu", 2, 1.15, 50, 0.5, 3)
-    assert seed_jobs({"repeat": 1}, [1, 2, 3], 2) == [  # a benchmark's own dict jobs
-        {"repeat": 1, "seeds": [1, 2]}, {"repeat": 1, "seeds": [3]}]  # fmt: skip
 
 
 def test_bad_options_and_files_raise_user_errors(tmp_path: Path) -> None:

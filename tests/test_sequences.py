@@ -142,7 +142,7 @@ def test_end_windows_make_every_last_frame_a_target() -> None:
 
 
 def test_done_balance_undoes_the_windows_undercounting_of_deaths() -> None:
-    from mdnworld.train.rnn import done_balance
+    from mdnworld.data.sequences import done_balance
 
     n = 100
     ep = {

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mdnworld.errors import ConfigError
 from mdnworld.io import read_json
 
 EPISODE_RE = re.compile(r"^ep_(\d{6,})\.npz$")
@@ -284,7 +285,7 @@ class RunLayout:
         """ "mean" -> the trained controller (CMA-ES mean); "best" -> the best dream candidate."""
         names = {"mean": "controller", "best": "best"}
         if which not in names:
-            raise ValueError(f"which must be 'mean' or 'best', got {which!r}")
+            raise ConfigError(f"evaluate.which must be 'mean' or 'best', got {which!r}")
         return self.controller_dir / f"{names[which]}.safetensors"
 
     @property

@@ -5,9 +5,9 @@ worker); ``RayExecutor`` hands them to a Ray cluster (``pip install mdnworld[ray
 ``--executor ray --address HOST:PORT``, or no address to start a local Ray). Both give
 ``map(fn, jobs) -> results`` in job order, where ``fn`` is a module-level function of one
 picklable job: a frozen dataclass of plain values defined at module level beside its function
-(``realgame.PlayJob`` for ``realgame.play_job``, ``train.DreamJob`` for ``train.dream_job``).
-Jobs name the run directory, so Ray workers on other machines must see it at the same path
-(shared storage).
+(``ControllerJob``'s ``realgame.PlayJob`` for ``realgame.play_job``, ``train.DreamJob`` for
+``train.dream_job``). Jobs name the run directory, so Ray workers on other machines must see
+it at the same path (shared storage).
 """
 
 from __future__ import annotations
@@ -16,13 +16,45 @@ import multiprocessing as mp
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, TypeVar, get_args
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar, get_args
+
+import numpy as np
 
 from mdnworld.config import ExecutorKind
 from mdnworld.errors import ConfigError
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")
+
+
+@dataclass(frozen=True, eq=False)
+class ControllerJob:
+    """What every controller job names: a run, its M and controller parameters.
+
+    Frozen and made of plain values (a str, ints, floats, one numpy array), so it pickles to a
+    local worker process or a Ray worker; ``eq=False``: jobs compare by identity (``params`` is
+    an array). Subclasses add their fields and say ``params``' shape in ``PARAMS_SHAPE``.
+    """
+
+    run_dir: str
+    """The run directory (a Path is converted); its V and M ``model_index`` are used."""
+    model_index: int
+    """Which M (``rnn/model_<i>/``)."""
+    params: np.ndarray
+    """Controller parameters, float32, each row laid out ``[W.flatten(), b]``
+    (models/controller.py); a list is converted."""
+    PARAMS_SHAPE: ClassVar[tuple[str, ...]] = ("n",)
+
+    def __post_init__(self) -> None:
+        params = np.asarray(self.params, np.float32)
+        if params.ndim != len(self.PARAMS_SHAPE):
+            want = str(self.PARAMS_SHAPE).replace("'", "")  # "(n,)", "(P, n)"
+            raise ValueError(
+                f"{type(self).__name__}.params must have shape {want}, got {params.shape}"
+            )
+        object.__setattr__(self, "run_dir", str(self.run_dir))
+        object.__setattr__(self, "params", params)
 
 
 def _init_local_worker() -> None:

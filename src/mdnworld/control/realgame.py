@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from mdnworld.checkpoints import cached_mdnrnn, cached_vae
+from mdnworld.control.executors import ControllerJob
 from mdnworld.env.take_cover import TakeCoverEnv
 from mdnworld.models.controller import Controller, ControllerArch
 from mdnworld.models.mdnrnn import MDNRNN
@@ -30,20 +31,11 @@ from mdnworld.models.vae import VAE, frames_to_tensor, tensor_to_frames
 
 
 @dataclass(frozen=True, eq=False)
-class PlayJob:
-    """One executor job: a controller plays one real episode per seed (``play_job``).
+class PlayJob(ControllerJob):
+    """One executor job: the controller ``params`` (n,) plays one real episode per seed
+    (``play_job``). Fields: ``run_dir``, ``model_index``, ``params`` (``ControllerJob``), then
+    these."""
 
-    Plain values only, so it pickles to a local worker process or a Ray worker; Ray workers on
-    other machines must see ``run_dir`` at the same path (shared storage).
-    """
-
-    run_dir: str
-    """The run directory whose V and M ``model_index`` the agent uses."""
-    model_index: int
-    """Which M (``rnn/model_<i>/``) updates h."""
-    params: np.ndarray
-    """C's flat parameters (n,) float32, laid out ``[W.flatten(), b]`` (models/controller.py);
-    a list is converted."""
     max_steps: int
     """Episode cap: the highest possible score."""
     seeds: tuple[int, ...] = ()
@@ -52,11 +44,7 @@ class PlayJob:
     """Also return every step's frame, V's reconstruction and the action."""
 
     def __post_init__(self) -> None:
-        params = np.asarray(self.params, np.float32)
-        if params.ndim != 1:
-            raise ValueError(f"PlayJob.params must be flat (n,), got shape {params.shape}")
-        object.__setattr__(self, "run_dir", str(self.run_dir))
-        object.__setattr__(self, "params", params)
+        super().__post_init__()
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
 
 
@@ -155,12 +143,6 @@ def split_seeds(seeds: Sequence[int], n_jobs: int) -> list[tuple[int, ...]]:
 
 
 def seed_jobs(base: J, seeds: Sequence[int], n_jobs: int) -> list[J]:
-    """Split ``seeds`` into at most ``n_jobs`` contiguous jobs, each ``base`` with its part as
-    ``seeds``: a ``PlayJob`` (or another dataclass job with a ``seeds`` field) is copied with
-    ``dataclasses.replace``, a dict job (benchmarks' own) with ``{**base, "seeds": [...]}``."""
-    parts = split_seeds(seeds, n_jobs)
-    if dataclasses.is_dataclass(base) and not isinstance(base, type):
-        return [dataclasses.replace(base, seeds=part) for part in parts]
-    if isinstance(base, dict):
-        return [{**base, "seeds": list(part)} for part in parts]
-    raise TypeError(f"seed_jobs: a dataclass job or a dict, not {type(base).__name__}")
+    """Split ``seeds`` into at most ``n_jobs`` contiguous jobs, each a copy of the dataclass
+    job ``base`` (a ``PlayJob``, or any job with a ``seeds`` field) with its part as ``seeds``."""
+    return [dataclasses.replace(base, seeds=part) for part in split_seeds(seeds, n_jobs)]

@@ -19,24 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from mdnworld.io import atomic_open, atomic_write_json, read_json, sha256_file
-from mdnworld.logs import read_log
+from mdnworld.layout import RunLayout
+from mdnworld.records import read_controller_meta, read_log_rows, read_scores
+from mdnworld.reference import PUBLISHED, SOLVED, WORLD_MODELS_TAU
 from mdnworld.stage_log import machine_cpus, machine_has_gpu, stage_totals
-
-SOLVED = 750
-PUBLISHED = [  # real-game score, mean and std over 100 episodes
-    ("World Models, τ 1.15 (Ha & Schmidhuber 2018)", 1092, 556),
-    ("later re-implementation", 849, 499),
-    ("later re-implementation", 840, 524),
-    ("Gym leaderboard", 820, 58),
-    ("random policy", 210, 108),
-]
-WORLD_MODELS_TAU = {  # τ: (dream score, real score), World Models' Table 2
-    0.10: ((2086, 140), (193, 58)),
-    0.50: ((2060, 277), (196, 50)),
-    1.00: ((1145, 690), (868, 511)),
-    1.15: ((918, 546), (1092, 556)),
-    1.30: ((732, 269), (753, 139)),
-}
 
 
 def _cost_by_machine(run_dir: Path, gens: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -68,23 +54,22 @@ def _cost_by_machine(run_dir: Path, gens: list[dict[str, Any]]) -> list[dict[str
 
 def summarise_run(run_dir: Path) -> dict[str, Any]:
     """What one controller run gives: τ, generations, dream fitness, real-game scores, cost."""
-    run_dir = Path(run_dir)
-    meta = read_json(run_dir / "controller" / "controller.json")
-    rows = read_log(run_dir / "controller" / "log.jsonl")
+    run = RunLayout(run_dir)
+    meta = read_controller_meta(run.controller_meta)
+    rows = read_log_rows(run.controller_log)
     gens = [r for r in rows if "fitness/mean" in r]
     if not gens:
-        raise ValueError(f"{run_dir / 'controller' / 'log.jsonl'}: no finished generation")
-    scores_path = run_dir / "evaluate" / "scores.json"
-    scores = read_json(scores_path) if scores_path.exists() else None
-    cost = _cost_by_machine(run_dir, gens)
+        raise ValueError(f"{run.controller_log}: no finished generation")
+    scores = read_scores(run.evaluate_scores) if run.evaluate_scores.exists() else None
+    cost = _cost_by_machine(run.root, gens)
     cpu_hours = [c["cpu_hours"] for c in cost if not c["gpu_hours"]]
     return {
-        "run": run_dir.name,
-        "tau": meta["config"]["tau"],
-        "popsize": meta["config"]["popsize"],
-        "rollouts": meta["config"]["rollouts"],
+        "run": run.root.name,
+        "tau": meta.tau,
+        "popsize": meta.popsize,
+        "rollouts": meta.rollouts,
         "generations": len(gens),
-        "planned_generations": meta["config"]["generations"],
+        "planned_generations": meta.generations,
         "dream_last": {k: gens[-1][f"fitness/{k}"] for k in ("mean", "best", "worst")},
         "cost": cost,
         "train_hours": sum(c["hours"] for c in cost),
@@ -104,9 +89,13 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
         "real": None
         if scores is None
         else {
-            **{k: scores[k] for k in ("mean", "std", "episodes", "generation", "controller")},
-            "seeds": [e["seed"] for e in scores["per_episode"]],
-            "scores": [e["score"] for e in scores["per_episode"]],
+            "mean": scores.mean,
+            "std": scores.std,
+            "episodes": scores.episodes,
+            "generation": scores.generation,
+            "controller": scores.controller,
+            "seeds": [e.seed for e in scores.per_episode],
+            "scores": [e.score for e in scores.per_episode],
         },
     }
 
@@ -182,7 +171,7 @@ def controller_markdown(
             f"| {b['policy']}: our game, same seeds | {_pm(b)} | {b['episodes']} | {b['p']:.2g} |"
             for b in baselines
         ],  # fmt: skip
-        *[f"| {name} | {m} ± {s} | 100 | |" for name, m, s in PUBLISHED],
+        *[f"| {p.who} | {p.mean} ± {p.std} | 100 | |" for p in PUBLISHED],
         f'| "solved" | ≥ {SOLVED} | 100 | |',
         "",
         "![fitness](figures/controller_fitness.png)",
@@ -243,17 +232,19 @@ def collect_controller_results(
     runs, out = [Path(r) for r in runs], Path(out)
     summaries = [summarise_run(r) for r in runs]
     if baselines is not None and summaries[0]["real"] is None:
-        raise ValueError(f"{runs[0]}: no evaluate/scores.json to compare the baselines with")
+        scores = RunLayout(runs[0]).evaluate_scores
+        raise ValueError(f"{scores}: not found, so no scores to compare the baselines with")
     compared = compare_baselines(summaries[0]["real"], baselines) if baselines else []
     (out / "controller").mkdir(parents=True, exist_ok=True)
+    main = RunLayout(runs[0])
     sums = {}
-    for name in ("controller.safetensors", "controller.json"):
-        dst = out / "controller" / name
-        shutil.copyfile(runs[0] / "controller" / name, dst)
-        sums[f"controller/{name}"] = sha256_file(dst)
+    for src in (main.controller_weights("mean"), main.controller_meta):
+        dst = out / "controller" / src.name
+        shutil.copyfile(src, dst)
+        sums[f"controller/{src.name}"] = sha256_file(dst)
     atomic_write_json(out / "checksums.json", sums)
     figures.controller_fitness(
-        read_log(runs[0] / "controller" / "log.jsonl"),
+        read_log_rows(main.controller_log),
         out / "figures" / "controller_fitness.png",
         {**{b["policy"]: b["mean"] for b in compared}, '"solved"': SOLVED},
         summaries[0]["real"],

@@ -40,7 +40,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, ClassVar, get_args
 
 import cma
 import numpy as np
@@ -48,7 +48,7 @@ import torch
 
 from mdnworld.checkpoints import MODELS, StartBank, cached_mdnrnn, save_weights
 from mdnworld.config import ControllerConfig, DoneRule, ExecutorKind, to_dict
-from mdnworld.control.executors import Executor, make_executor
+from mdnworld.control.executors import ControllerJob, Executor, make_executor
 from mdnworld.control.realgame import PlayJob, play_job, seed_jobs
 from mdnworld.device import resolve_device, set_threads
 from mdnworld.dreams import DreamEnv
@@ -205,18 +205,11 @@ def dream_fitness(
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class DreamJob:
-    """One executor job: the dream fitness of ``params``' candidates (``dream_job``).
+class DreamJob(ControllerJob):
+    """One executor job: the dream fitness of P candidates, ``params`` (P, n) (``dream_job``).
+    Fields: ``run_dir``, ``model_index`` (the M that dreams, from the run's training episodes'
+    starts), ``params`` (``ControllerJob``), then these."""
 
-    Plain values only, so it pickles to a local worker process or a Ray worker; Ray workers on
-    other machines must see ``run_dir`` at the same path (shared storage).
-    """
-
-    run_dir: str
-    """The run directory: its M ``model_index`` dreams, from its training episodes' starts."""
-    model_index: int
-    params: np.ndarray
-    """The candidates' flat parameters (P, n) float32 (a nested list is converted)."""
     device: str
     """Where the dreams run ("cpu", "cuda", ...; resolved, not "auto")."""
     rollouts: int
@@ -227,16 +220,10 @@ class DreamJob:
     seed: int
     """Seeds the dreams' random streams: the same job gives the same fitnesses."""
     done: str = "sample"
-    """How the done head ends a dream: "sample" or "threshold" (config.DoneRule)."""
+    """How the done head ends a dream: "sample" or "threshold" (``config.DoneRule``)."""
     threads: int = 0
     """Torch threads in the worker; 0 = leave as they are."""
-
-    def __post_init__(self) -> None:
-        params = np.asarray(self.params, np.float32)
-        if params.ndim != 2:
-            raise ValueError(f"DreamJob.params must be (P, n), got shape {params.shape}")
-        object.__setattr__(self, "run_dir", str(self.run_dir))
-        object.__setattr__(self, "params", params)
+    PARAMS_SHAPE: ClassVar[tuple[str, ...]] = ("P", "n")
 
 
 def dream_job(job: DreamJob) -> list[float]:

@@ -201,3 +201,22 @@ def random_walk_nll(
     per_step = (0.5 * d**2).mean(1) + np.log(sigma).mean() + 0.5 * LOG_2PI
     w = cov[rows].astype(np.float64)
     return float((w * per_step).sum() / w.sum())
+
+
+def done_balance(data: SequenceData) -> tuple[float, float]:
+    """(pos_weight, initial bias) that make the done head a per-step death probability.
+
+    Windows overlap (60 steps every 3), so an ordinary frame is a target in ~20 windows while
+    the death at an episode's end is a target in one or two: trained as is, the head learns
+    deaths ~20x too rarely. Weighting death targets by that coverage ratio undoes it; the head
+    starts at the per-step death rate (from a bias of 0 Adam would need thousands of steps to
+    get down to it)."""
+    cov = data.coverage()  # cov[r]: windows in which row r+1 is a target
+    target_cov = np.concatenate([[0], cov[:-1]])  # per row: windows in which it is a target
+    targets = target_cov > 0
+    death = data.dones & targets
+    if not death.any():
+        return 1.0, 0.0
+    weight = float(target_cov[targets & ~data.dones].mean() / target_cov[death].mean())
+    p = death.sum() / targets.sum()
+    return weight, float(math.log(p / (1.0 - p)))

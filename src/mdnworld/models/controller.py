@@ -1,8 +1,9 @@
 """The controller C of World Models: one linear layer, ``a = tanh(W [z, h] + b)``.
 
 z (B, Z) is V's latent of the current frame, h (B, H) M's LSTM output after the previous step.
-CMA-ES searches the flat parameter vector ``[W.flatten(), b]`` of length (Z + H) * A + A;
-``population_actions`` evaluates a whole population at once: dream i is driven by candidate
+CMA-ES searches the flat parameter vector ``[W.flatten(), b]`` of length (Z + H) * A + A
+(``ControllerArch.n_params``; saved as the ``fc.weight`` / ``fc.bias`` of ``Controller``);
+``PopulationController`` evaluates a whole population at once: dream i is driven by candidate
 ``owner[i]``.
 """
 

@@ -286,11 +286,3 @@ def video_frame(path: Path, at: int = 35) -> np.ndarray:
     if frame is None:
         raise ValueError(f"{path}: no video frames")
     return np.frombuffer(frame, np.uint8).reshape(h, w, 3)
-
-
-def write_png(image: np.ndarray, path: Path) -> Path:
-    from matplotlib.image import imsave
-
-    with atomic_open(path, "wb", fsync=False) as f:
-        imsave(f, image, format="png")
-    return path

@@ -1,10 +1,9 @@
-"""Plain HTML pieces of the report: escaping, numbers that link to their source file, tables,
-figures, videos, sections and the page around them (one inline stylesheet, no JavaScript).
+"""Plain HTML pieces of the report: escaping, links, tables, figures, videos, sections and the
+page around them (one inline stylesheet, no JavaScript). Numbers as text: ``mdnworld.text``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -66,28 +65,6 @@ footer { color: var(--muted); font-size: 0.85rem; border-top: 1px solid var(--li
 
 def esc(x: Any) -> str:
     return escape(str(x), quote=True)
-
-
-def is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def fmt(x: Any, spec: str = ".4g") -> str:
-    """A number as text: ``spec`` "d" rounds to an int, "id" too without thousands separators
-    (seeds, indices); other ints get thousands separators; None and NaN are shown as —."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "—"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if spec == "d" and is_number(x):
-        return f"{round(x):,}"
-    if spec == "id" and is_number(x):  # seeds, indices: no thousands separators
-        return str(round(x))
-    if isinstance(x, int):
-        return f"{x:,}"
-    if isinstance(x, float):
-        return format(x, spec)
-    return str(x)
 
 
 def link(text: str, href: str, title: str = "", cls: str = "") -> str:

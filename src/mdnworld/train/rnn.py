@@ -17,12 +17,10 @@ What it reports (per epoch in the log, at the end on screen and in ``model.json`
   collapsed mixture shows.
 Evaluation uses mu, or with ``z_source="sample"`` one fixed sample (the training objective).
 
-Standardisation (``standardise``, on by default): the model is a ``StandardisedMDNRNN``, which
-standardises its input latents per dim with the training mean and std and maps its mixture
-back, so inputs and outputs are in the VAE's units and the NLL is the NLL of the real latents.
-Why: the mixture head floors sigma at exp(-5) ~ 6.7e-3 in absolute units, but most latent
-dims of a VAE are barely used and their mu moves by less than that per step; the baseline fits
-those steps and M could not, whatever it learned. Standardised, the floor is 6.7e-3 stds.
+Standardisation (``standardise``, on by default): M is a ``StandardisedMDNRNN`` fed and
+predicting latents in the VAE's units, standardised inside by the training mean and std (why:
+train/rnn_data.py). The data, the split, the windows and the baseline: train/rnn_data.py;
+the resumable loop (batch order, checkpoints, the stop hook): train/loop.py.
 
 Exact resume: batch order of epoch e is a permutation seeded by (seed, e), the sampled latents
 of epoch e (``z_source="sample"``) come from (seed, e), evaluation is deterministic; a
@@ -37,141 +35,39 @@ Files under ``RUN_DIR/rnn/``: ``split.json``; per model ``model_<i>/``: ``checkp
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from mdnworld.checkpoints import (
     load_checkpoint,
-    load_latents,
     load_state_strict,
     load_weights,
-    read_latent_manifest,
     save_checkpoint,
     save_weights,
 )
 from mdnworld.config import RNNConfig, to_dict
-from mdnworld.data.frames import split_episodes
-from mdnworld.data.sequences import (
-    Z_SOURCES,
-    SequenceData,
-    random_walk_nll,
-    random_walk_sigma,
-)
+from mdnworld.data.sequences import SequenceData, done_balance
 from mdnworld.device import autocast, resolve_device, set_threads
-from mdnworld.errors import CheckpointError
+from mdnworld.errors import CheckpointError, ConfigError
 from mdnworld.io import atomic_write_json, read_json
-from mdnworld.layout import RunLayout, episode_index
+from mdnworld.layout import RunLayout
 from mdnworld.logs import Logger
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch, StandardisedMDNRNN, mdn_loss, mdn_nll
-
-MIN_SCALE = 1e-6
-"""Floor on the standardisation scale (a latent dim that never moves)."""
+from mdnworld.train.loop import Stopped, TrainLoop
+from mdnworld.train.rnn_data import RNNData, load_rnn_data
 
 
 def model_indices(cfg: RNNConfig) -> list[int]:
     return list(range(cfg.model_index, cfg.model_index + cfg.models))
-
-
-# --- data -------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class RNNData:
-    """Windows of the training and validation episodes, with what evaluation needs."""
-
-    train: SequenceData
-    val: SequenceData
-    train_ids: list[int]
-    val_ids: list[int]
-    latent_dim: int
-    vae_sha256: str
-    eval_ids: np.ndarray  # fixed subset of training windows evaluated every epoch
-    train_eval_z: np.ndarray  # (N_train, Z) latents for evaluation (mu or a fixed sample)
-    val_z: np.ndarray
-    sigma: np.ndarray  # (Z,) the baseline's per-dim sigma
-    baseline_train: float  # nats/dim on eval_ids
-    baseline_val: float
-    shift: np.ndarray  # (Z,) standardisation
-    scale: np.ndarray
-
-
-def load_rnn_data(run_dir: Path, cfg: RNNConfig) -> RNNData:
-    """Read every latent file (all in memory), split, window, fit the baseline."""
-    if cfg.z_source not in Z_SOURCES:
-        raise ValueError(f"z_source must be one of {Z_SOURCES}, got {cfg.z_source!r}")
-    run = RunLayout(run_dir)
-    man = read_latent_manifest(run_dir, cfg.latent_dim)
-    zdim = man["latent_dim"]
-    files = run.latent_files()
-    if not files:
-        raise FileNotFoundError(f"{run.latents_dir}: no latent files; run `mdnworld encode`")
-    by_id = {episode_index(p): p for p in files}
-    train_ids, val_ids = split_episodes(list(by_id), cfg.val_fraction, cfg.seed)
-    if not val_ids:
-        raise ValueError(
-            f"{run.latents_dir}: rnn.val_fraction = {cfg.val_fraction} holds out no episode "
-            f"of {len(train_ids)}; early stopping needs validation episodes"
-        )
-
-    def windows(ids: list[int]) -> SequenceData:
-        eps = [load_latents(by_id[i], latent_dim=zdim) for i in ids]
-        return SequenceData(
-            eps,
-            cfg.seq_len,
-            cfg.skip_ahead,
-            names=[by_id[i].name for i in ids],
-            end_windows=cfg.done_head,
-        )
-
-    train, val = windows(train_ids), windows(val_ids)
-    for name, data, ids in (("training", train, train_ids), ("validation", val, val_ids)):
-        if len(data) == 0:
-            raise ValueError(
-                f"{run.latents_dir}: no {name} windows: all {len(ids)} {name} episode(s) "
-                f"are shorter than seq_len + 1 = {cfg.seq_len + 1} frames (lower rnn.seq_len, "
-                "or generate more episodes)"
-            )
-    if cfg.z_source == "mu":
-        train_eval_z, val_z = train.mu, val.mu
-    else:  # one fixed sample: the training objective, the same at every epoch
-        train_eval_z = train.latents("sample", np.random.default_rng([cfg.seed, 2**32 - 1, 1]))
-        val_z = val.latents("sample", np.random.default_rng([cfg.seed, 2**32 - 1, 2]))
-    rng = np.random.default_rng([cfg.seed, 2**32 - 1, 3])
-    eval_ids = np.sort(rng.permutation(len(train))[: cfg.eval_windows])
-    sigma = random_walk_sigma(train, cfg.z_source)
-    # standardisation: training mean and std of the latents the model is fed
-    mu64 = train.mu.astype(np.float64)
-    var = mu64.var(0)
-    if cfg.z_source == "sample":
-        var = var + np.exp(train.logvar.astype(np.float64)).mean(0)
-    if cfg.standardise:
-        shift, scale = mu64.mean(0), np.maximum(np.sqrt(var), MIN_SCALE)
-    else:
-        shift, scale = np.zeros(zdim), np.ones(zdim)
-    return RNNData(
-        train=train,
-        val=val,
-        train_ids=train_ids,
-        val_ids=val_ids,
-        latent_dim=zdim,
-        vae_sha256=man.get("vae_sha256", ""),
-        eval_ids=eval_ids,
-        train_eval_z=train_eval_z,
-        val_z=val_z,
-        sigma=sigma,
-        baseline_train=random_walk_nll(train, train_eval_z, sigma, eval_ids),
-        baseline_val=random_walk_nll(val, val_z, sigma),
-        shift=shift.astype(np.float32),
-        scale=scale.astype(np.float32),
-    )
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -230,25 +126,6 @@ def evaluate(
 # --- training ---------------------------------------------------------------------------------
 
 
-def done_balance(data: SequenceData) -> tuple[float, float]:
-    """(pos_weight, initial bias) that make the done head a per-step death probability.
-
-    Windows overlap (60 steps every 3), so an ordinary frame is a target in ~20 windows while
-    the death at an episode's end is a target in one or two: trained as is, the head learns
-    deaths ~20x too rarely. Weighting death targets by that coverage ratio undoes it; the head
-    starts at the per-step death rate (from a bias of 0 Adam would need thousands of steps to
-    get down to it)."""
-    cov = data.coverage()  # cov[r]: windows in which row r+1 is a target
-    target_cov = np.concatenate([[0], cov[:-1]])  # per row: windows in which it is a target
-    targets = target_cov > 0
-    death = data.dones & targets
-    if not death.any():
-        return 1.0, 0.0
-    weight = float(target_cov[targets & ~data.dones].mean() / target_cov[death].mean())
-    p = death.sum() / targets.sum()
-    return weight, float(math.log(p / (1.0 - p)))
-
-
 def _arch(cfg: RNNConfig, latent_dim: int) -> MDNRNNArch:
     return MDNRNNArch(
         latent_dim=latent_dim,
@@ -258,6 +135,57 @@ def _arch(cfg: RNNConfig, latent_dim: int) -> MDNRNNArch:
         done_head=cfg.done_head,
         reward_head=cfg.reward_head,
     )
+
+
+def _build(
+    cfg: RNNConfig, data: RNNData, seed: int, device: torch.device
+) -> tuple[StandardisedMDNRNN, torch.optim.Optimizer, float]:
+    """M seeded by ``seed`` (standardised by the training latents, its done head starting at
+    the death rate per step), its Adam, and the done head's positive weight."""
+    torch.manual_seed(seed)
+    model = StandardisedMDNRNN(_arch(cfg, data.latent_dim))
+    model.set_standardisation(data.shift, data.scale)
+    pos_weight, done_bias = done_balance(data.train)
+    if cfg.done_pos_weight > 0:
+        pos_weight = cfg.done_pos_weight
+    if model.done is not None:  # a checkpoint overrides it
+        with torch.no_grad():
+            model.done.bias.fill_(done_bias)
+    model.to(device)
+    return model, torch.optim.Adam(model.parameters(), lr=cfg.lr), pos_weight
+
+
+@dataclasses.dataclass
+class EarlyStopping:
+    """Best validation NLL so far and the epochs since; saved in the checkpoint."""
+
+    patience: int
+    best_val: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    timed_out: bool = False  # max_minutes passed (not saved: it counts per call)
+
+    def saved(self) -> dict[str, Any]:
+        return {
+            "best_val": self.best_val,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+        }
+
+    def update(self, val: float, epoch: int) -> bool:
+        """Record epoch ``epoch``'s validation NLL; True if it is the best so far."""
+        if self.best_val is None or val < self.best_val:
+            self.best_val, self.best_epoch, self.bad_epochs = val, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def early(self) -> bool:
+        return self.patience > 0 and self.bad_epochs >= self.patience
+
+    def done(self) -> bool:
+        return self.early or self.timed_out
 
 
 def _check_resume(path: Path, saved: dict, now: dict) -> None:
@@ -284,186 +212,180 @@ def _check_resume(path: Path, saved: dict, now: dict) -> None:
             )
 
 
+def _resume(
+    ckpt: Path,
+    ident: dict[str, Any],
+    model: StandardisedMDNRNN,
+    opt: torch.optim.Optimizer,
+    loop: TrainLoop,
+    stopping: EarlyStopping,
+) -> bool:
+    """Restore weights, Adam state, the step and the early-stopping state from ``ckpt`` if
+    there is one (after checking it fits the data and architecture); True if it did."""
+    path = ckpt.with_suffix(".json")
+    if not path.exists():
+        return False
+    try:
+        saved = read_json(path)["meta"]
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a valid checkpoint ({e})") from None
+    _check_resume(path, saved, ident)
+    saved = load_checkpoint(ckpt, model, opt)
+    loop.step = saved["step"]
+    stopping.best_val, stopping.best_epoch = saved["best_val"], saved["best_epoch"]
+    stopping.bad_epochs = saved["bad_epochs"]
+    return True
+
+
 def _train_one(
-    run_dir: Path,
+    run: RunLayout,
     cfg: RNNConfig,
     index: int,
     data: RNNData,
     device: torch.device,
     log: Callable[[str], None],
-    budget: list[int | None],
-) -> dict[str, Any] | None:
-    """Train model ``index``; its final meta, or None if stopped by ``budget`` (a kill)."""
-    run = RunLayout(run_dir)
-    out = run.rnn_model_dir(index)
-    out.mkdir(parents=True, exist_ok=True)
+    stop_after_steps: int | None,
+) -> tuple[dict[str, Any], int]:
+    """Train model ``index``: its final meta, and the steps this call took. Raises
+    ``Stopped`` when ``stop_after_steps`` ran out (a kill)."""
     seed = cfg.seed + index
-    torch.manual_seed(seed)
-    arch = _arch(cfg, data.latent_dim)
-    model = StandardisedMDNRNN(arch)
-    model.set_standardisation(data.shift, data.scale)
-    pos_weight, done_bias = done_balance(data.train)
-    if cfg.done_pos_weight > 0:
-        pos_weight = cfg.done_pos_weight
-    if model.done is not None:  # start at the death rate per step (a checkpoint overrides it)
-        with torch.no_grad():
-            model.done.bias.fill_(done_bias)
-    model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    train = data.train
-    spe = math.ceil(len(train) / cfg.batch_size)
-    ckpt, best_path = run.rnn_checkpoint(index), run.rnn_best(index)
+    model, opt, pos_weight = _build(cfg, data, seed, device)
+    arch = model.arch
+    loop = TrainLoop(
+        cfg,
+        len(data.train),
+        seed=seed,
+        desc=f"train-rnn model_{index}",
+        stop_after_steps=stop_after_steps,
+    )
     ident = {
         "latent_dim": data.latent_dim,
         "arch": dataclasses.asdict(arch),
         "vae_sha256": data.vae_sha256,
-        "train_windows": len(train),
-        "steps_per_epoch": spe,
+        "train_windows": len(data.train),
+        "steps_per_epoch": loop.steps_per_epoch,
     }
-    st: dict[str, Any] = {"step": 0, "best_val": None, "best_epoch": 0, "bad_epochs": 0}
-    if ckpt.with_suffix(".json").exists():
-        path = ckpt.with_suffix(".json")
-        try:
-            saved = read_json(path)["meta"]
-        except (KeyError, ValueError) as e:
-            raise CheckpointError(f"{path}: not a valid checkpoint ({e})") from None
-        _check_resume(path, saved, ident)
-        saved = load_checkpoint(ckpt, model, opt)
-        st = {k: saved[k] for k in st}
-        log(f"train-rnn model_{index}: resumed from step {st['step']} (epoch {st['step'] // spe})")
-    step = st["step"]
-    logger = Logger(out, resume_step=step)
+    stopping = EarlyStopping(cfg.patience)
+    ckpt = run.rnn_checkpoint(index)
+    if _resume(ckpt, ident, model, opt, loop, stopping):
+        log(f"train-rnn model_{index}: resumed from step {loop.step} (epoch {loop.epochs_done})")
 
-    def checkpoint() -> None:
-        st["step"] = step
-        save_checkpoint(ckpt, model, opt, {**st, **ident, "config": to_dict(cfg)})
+    def checkpoint(step: int) -> None:
+        meta = {"step": step, **stopping.saved(), **ident, "config": to_dict(cfg)}
+        save_checkpoint(ckpt, model, opt, meta)
 
-    started, timed_out = time.monotonic(), False
+    started = time.monotonic()
+    with closing(Logger(run.rnn_model_dir(index), resume_step=loop.step)) as logger:
+        for epoch in loop.epochs(checkpoint, stop_when=stopping.done):
+            z = data.train.epoch_latents(cfg.z_source, seed, epoch.index)
+            for ids in loop.steps(epoch.batch_ids):
+                zt, at, zn, done, reward = _tensors(data.train.batch(ids, z), device)
+                with autocast(device, cfg.amp):
+                    pred, _ = model(zt, at)
+                losses = mdn_loss(
+                    pred,
+                    zn,
+                    arch,
+                    done=done if arch.done_head else None,
+                    reward=reward if arch.reward_head else None,
+                    done_pos_weight=pos_weight,
+                )
+                opt.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                if loop.end_step(len(ids), losses["loss"]):
+                    _log_step(logger, loop, losses, arch)
+            _end_of_epoch(run.rnn_best(index), model, data, cfg, device, stopping, loop, logger)
+            minutes = (time.monotonic() - started) / 60
+            stopping.timed_out = cfg.max_minutes > 0 and minutes > cfg.max_minutes
+    return _finish(run, cfg, index, model, data, loop, stopping), loop.steps_run
 
-    def early_stop() -> bool:
-        return cfg.patience > 0 and st["bad_epochs"] >= cfg.patience
 
-    clip = cfg.grad_clip > 0
-    last_ckpt = time.monotonic()
-    bar = tqdm(
-        total=spe * cfg.epochs,
-        initial=step,
-        desc=f"train-rnn model_{index}",
-        unit="step",
-        dynamic_ncols=True,
+def _log_step(logger: Logger, loop: TrainLoop, losses: dict, arch: MDNRNNArch) -> None:
+    nll_dim = losses["nll"].item() / arch.latent_dim
+    row = {"train/loss": losses["loss"].item(), "train/nll_per_dim": nll_dim}
+    if arch.done_head:
+        row["train/done_bce"] = losses["done"].item()
+    if arch.reward_head:
+        row["train/reward_mse"] = losses["reward"].item()
+    logger.log(loop.step, **row, **{"train/windows_per_s": loop.rate})
+    loop.postfix(nll_dim=f"{nll_dim:.3f}", windows_s=f"{loop.rate:.0f}")
+
+
+def _end_of_epoch(
+    best_path: Path,
+    model: StandardisedMDNRNN,
+    data: RNNData,
+    cfg: RNNConfig,
+    device: torch.device,
+    stopping: EarlyStopping,
+    loop: TrainLoop,
+    logger: Logger,
+) -> None:
+    """Evaluate, keep the best weights, update early stopping; the loop then checkpoints."""
+    epoch = loop.epochs_done
+    ev = functools.partial(evaluate, batch_size=cfg.batch_size, device=device, amp=cfg.amp)
+    v = ev(model, data.val, data.val_z, np.arange(len(data.val)))
+    t = ev(model, data.train, data.train_eval_z, data.eval_ids)
+    if stopping.update(v["nll_per_dim"], epoch):
+        save_weights(best_path, model.state_dict(), {"metrics": _metrics(v, t, data, epoch)})
+    row = {
+        "epoch": epoch,
+        "val/nll_per_dim": v["nll_per_dim"],
+        "val/baseline_nll_per_dim": data.baseline_val,
+        "train/eval_nll_per_dim": t["nll_per_dim"],
+        "train/baseline_nll_per_dim": data.baseline_train,
+        "val/pi_entropy": v["pi_entropy"],
+        "val/best_nll_per_dim": stopping.best_val,
+        **{f"val/usage_{k}": u for k, u in enumerate(v["usage"])},
+    }
+    row.update({f"val/{k}": v[k] for k in ("done_bce", "reward_mse") if k in v})
+    logger.log(loop.step, **row)
+    bad = stopping.bad_epochs
+    loop.write(
+        f"{loop.desc}: epoch {epoch}  NLL/dim val {v['nll_per_dim']:.4f} "
+        f"(baseline {data.baseline_val:.4f})  train {t['nll_per_dim']:.4f} "
+        f"(baseline {data.baseline_train:.4f})  pi entropy {v['pi_entropy']:.3f}"
+        + ("  *best" if bad == 0 else f"  ({bad} without gain)")
     )
-    val_ids = np.arange(len(data.val))
-    while step < spe * cfg.epochs and not early_stop() and not timed_out:
-        epoch, start = divmod(step, spe)
-        perm = np.random.default_rng([seed, epoch]).permutation(len(train))
-        z = train.epoch_latents(cfg.z_source, seed, epoch)
-        t0 = time.perf_counter()
-        for b in range(start, spe):
-            ids = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            zt, at, zn, done, reward = _tensors(train.batch(ids, z), device)
-            with autocast(device, cfg.amp):
-                pred, _ = model(zt, at)
-            losses = mdn_loss(
-                pred,
-                zn,
-                arch,
-                done=done if arch.done_head else None,
-                reward=reward if arch.reward_head else None,
-                done_pos_weight=pos_weight,
-            )
-            opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            step += 1
-            bar.update(1)
-            if budget[0] is not None:
-                budget[0] -= 1
-            if step % cfg.log_every == 0:
-                rate = len(ids) / max(time.perf_counter() - t0, 1e-9)
-                nll_dim = losses["nll"].item() / arch.latent_dim
-                row = {"train/loss": losses["loss"].item(), "train/nll_per_dim": nll_dim}
-                if arch.done_head:
-                    row["train/done_bce"] = losses["done"].item()
-                if arch.reward_head:
-                    row["train/reward_mse"] = losses["reward"].item()
-                logger.log(step, **row, **{"train/windows_per_s": rate})
-                bar.set_postfix(nll_dim=f"{nll_dim:.3f}", windows_s=f"{rate:.0f}", refresh=False)
-            t0 = time.perf_counter()
-            if step % spe == 0:
-                break
-            if budget[0] is not None and budget[0] <= 0:
-                bar.close()
-                logger.close()
-                return None
-            if (
-                step % cfg.checkpoint_every == 0
-                or time.monotonic() - last_ckpt > 60 * cfg.checkpoint_minutes
-            ):
-                checkpoint()
-                last_ckpt = time.monotonic()
-        # end of epoch: evaluate, keep the best weights, early-stopping state, checkpoint
-        epoch = step // spe
-        v = evaluate(model, data.val, data.val_z, val_ids, cfg.batch_size, device, cfg.amp)
-        t = evaluate(
-            model, train, data.train_eval_z, data.eval_ids, cfg.batch_size, device, cfg.amp
-        )
-        metrics = _metrics(v, t, data, epoch)
-        if st["best_val"] is None or v["nll_per_dim"] < st["best_val"]:
-            st.update(best_val=v["nll_per_dim"], best_epoch=epoch, bad_epochs=0)
-            save_weights(best_path, model.state_dict(), {"metrics": metrics})
-        else:
-            st["bad_epochs"] += 1
-        row = {
-            "epoch": epoch,
-            "val/nll_per_dim": v["nll_per_dim"],
-            "val/baseline_nll_per_dim": data.baseline_val,
-            "train/eval_nll_per_dim": t["nll_per_dim"],
-            "train/baseline_nll_per_dim": data.baseline_train,
-            "val/pi_entropy": v["pi_entropy"],
-            "val/best_nll_per_dim": st["best_val"],
-            **{f"val/usage_{k}": u for k, u in enumerate(v["usage"])},
-        }
-        row.update({f"val/{k}": v[k] for k in ("done_bce", "reward_mse") if k in v})
-        logger.log(step, **row)
-        checkpoint()
-        last_ckpt = time.monotonic()
-        bar.write(
-            f"train-rnn model_{index}: epoch {epoch}  NLL/dim val {v['nll_per_dim']:.4f} "
-            f"(baseline {data.baseline_val:.4f})  train {t['nll_per_dim']:.4f} "
-            f"(baseline {data.baseline_train:.4f})  pi entropy {v['pi_entropy']:.3f}"
-            + ("  *best" if st["bad_epochs"] == 0 else f"  ({st['bad_epochs']} without gain)")
-        )
-        if budget[0] is not None and budget[0] <= 0:
-            bar.close()
-            logger.close()
-            return None
-        timed_out = cfg.max_minutes > 0 and time.monotonic() - started > 60 * cfg.max_minutes
-    bar.close()
-    logger.close()
+
+
+def _finish(
+    run: RunLayout,
+    cfg: RNNConfig,
+    index: int,
+    model: StandardisedMDNRNN,
+    data: RNNData,
+    loop: TrainLoop,
+    stopping: EarlyStopping,
+) -> dict[str, Any]:
+    """Write the best epoch's weights as the final model; its meta."""
+    best_path = run.rnn_best(index)
     tensors, best = load_weights(best_path)
     load_state_strict(model, tensors, best_path)
+    finished = loop.step >= loop.total_steps
     meta = {
-        "arch": dataclasses.asdict(arch),
+        "arch": dataclasses.asdict(model.arch),
         "config": to_dict(cfg),
         "model_index": index,
-        "seed": seed,
+        "seed": cfg.seed + index,
         "latent_dim": data.latent_dim,
         "vae_sha256": data.vae_sha256,
         "standardised": cfg.standardise,
-        "steps": step,
-        "epochs_run": step // spe,
-        "best_epoch": st["best_epoch"],
-        "stopped_early": early_stop(),
-        "stopped_by_time": timed_out and step < spe * cfg.epochs and not early_stop(),
+        "steps": loop.step,
+        "epochs_run": loop.epochs_done,
+        "best_epoch": stopping.best_epoch,
+        "stopped_early": stopping.early,
+        "stopped_by_time": stopping.timed_out and not finished and not stopping.early,
         "metrics": best["metrics"],
         "baseline_sigma": data.sigma.tolist(),
         "train_episodes": len(data.train_ids),
         "val_episodes": len(data.val_ids),
-        "train_windows": len(train),
+        "train_windows": len(data.train),
         "val_windows": len(data.val),
-        "skipped_short_episodes": {"train": train.skipped, "val": data.val.skipped},
+        "skipped_short_episodes": {"train": data.train.skipped, "val": data.val.skipped},
     }
     save_weights(run.rnn_model(index), model.state_dict(), meta)
     return meta
@@ -518,17 +440,13 @@ def train_rnn(
     returns their final metas. ``stop_after_steps`` stops abruptly after that many steps of
     this call without saving anything more, exactly like a kill (for tests); it then returns
     the metas finished so far."""
-    run_dir = Path(run_dir)
-    if cfg.models < 1 or cfg.model_index < 0 or cfg.epochs < 1:
-        raise ValueError("rnn.models and rnn.epochs must be >= 1 and rnn.model_index >= 0")
-    if cfg.amp not in ("none", "bf16"):
-        raise ValueError(f"amp must be 'none' or 'bf16', got {cfg.amp!r}")
-    _arch(cfg, 1)  # validates the mixture kind and sizes before any data is read
+    _check_config(cfg)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    data = load_rnn_data(run_dir, cfg)
+    run = RunLayout(run_dir)
+    data = load_rnn_data(run.root, cfg)
     atomic_write_json(
-        RunLayout(run_dir).rnn_split,
+        run.rnn_split,
         {
             "train": data.train_ids,
             "val": data.val_ids,
@@ -536,31 +454,43 @@ def train_rnn(
             "skipped_short": data.train.skipped_names + data.val.skipped_names,
         },
     )
-    L = cfg.seq_len
+    skipped = data.train.skipped + data.val.skipped
     log(
         f"train-rnn: {len(data.train)} training windows ({data.train.n_episodes} episodes), "
-        f"{len(data.val)} validation windows ({data.val.n_episodes} episodes); "
-        f"{data.train.skipped + data.val.skipped} episode(s) shorter than {L + 1} frames "
-        f"skipped ({data.train.skipped} train, {data.val.skipped} val); latent size "
-        f"{data.latent_dim}, z from {cfg.z_source}, device {device}"
+        f"{len(data.val)} validation windows ({data.val.n_episodes} episodes); {skipped} "
+        f"episode(s) shorter than {cfg.seq_len + 1} frames skipped ({data.train.skipped} "
+        f"train, {data.val.skipped} val); latent size {data.latent_dim}, z from "
+        f"{cfg.z_source}, device {device}"
     )
     log(
         f"train-rnn: baseline z_(t+1) = z_t, NLL/dim val {data.baseline_val:.4f}, "
         f"train {data.baseline_train:.4f}"
     )
-    budget: list[int | None] = [stop_after_steps]
-    metas = []
+    metas, steps_left = [], stop_after_steps
     for index in model_indices(cfg):
-        final = RunLayout(run_dir).rnn_model(index)
-        if final.with_suffix(".json").exists():
+        if run.rnn_meta(index).exists():
             log(f"train-rnn model_{index}: already finished, skipped")
-            metas.append(load_weights(final)[1])
+            metas.append(load_weights(run.rnn_model(index))[1])
             continue
-        meta = _train_one(run_dir, cfg, index, data, device, log, budget)
-        if meta is None:
+        try:
+            meta, steps = _train_one(run, cfg, index, data, device, log, steps_left)
+        except Stopped:
             return metas
         metas.append(meta)
+        steps_left = None if steps_left is None else steps_left - steps
     for line in summary_lines(metas):
         log(f"train-rnn: {line}")
-    log(f"train-rnn: done, weights in {RunLayout(run_dir).rnn_dir}/model_<i>/model.safetensors")
+    log(f"train-rnn: done, weights in {run.rnn_dir}/model_<i>/model.safetensors")
     return metas
+
+
+def _check_config(cfg: RNNConfig) -> None:
+    """What the config loader may not have checked (a config built in code)."""
+    if cfg.models < 1 or cfg.model_index < 0 or cfg.epochs < 1:
+        raise ConfigError("rnn.models and rnn.epochs must be >= 1 and rnn.model_index >= 0")
+    if cfg.amp not in ("none", "bf16"):
+        raise ConfigError(f"rnn.amp must be 'none' or 'bf16', got {cfg.amp!r}")
+    try:
+        _arch(cfg, 1)  # the mixture kind and sizes, before any data is read
+    except ValueError as e:
+        raise ConfigError(f"rnn: {e}") from None

@@ -1,0 +1,130 @@
+"""Readers of the analyses' ``results.json``: A (components over time), B (worlds and events),
+C (committed dreaming)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mdnworld.records.base import Doc, read
+
+# --- analyses: analysis/<name>/results.json (analysis/) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class ComponentsModel:
+    figure: str
+    """The figure, relative to ``analysis/``."""
+    dominant_share: tuple[int, ...]
+    """Steps at which each component has the largest π."""
+    switches: int
+    start_episode: int
+
+
+@dataclass(frozen=True)
+class ComponentsOverTime:
+    """Analysis A."""
+
+    steps: int
+    warmup: int
+    models: dict[int, ComponentsModel]
+    """In the file's order."""
+
+
+def _components(d: Doc) -> ComponentsOverTime:
+    models = d.obj("models")
+    return ComponentsOverTime(
+        d["steps"],
+        d["warmup"],
+        {
+            int(i): ComponentsModel(
+                m["figure"], tuple(m["dominant_share"]), m["switches"], m["start_episode"]
+            )
+            for i, m in ((i, models.obj(i)) for i in models.data)
+        },
+    )
+
+
+@dataclass(frozen=True)
+class WorldsEventsRow:
+    cls: str
+    """``class``."""
+    kind: str
+    n_dreams: int
+    median_current: float | None
+    median_any: float | None
+    u: float | None
+    p: float | None
+    stars: str | None
+    null_mean: float | None
+    null_p: float | None
+    paper_current: float | None
+    paper_any: float | None
+    paper_stars: str | None
+
+
+@dataclass(frozen=True)
+class WorldsEvents:
+    """Analysis B."""
+
+    models: tuple[int, ...]
+    dreams: int
+    steps: int
+    rows: tuple[WorldsEventsRow, ...]
+
+
+_ROW_KEYS = ("class", "kind", "n_dreams", "median_current", "median_any", "u", "p", "stars",
+             "null_mean", "null_p", "paper_current", "paper_any", "paper_stars")  # fmt: skip
+
+
+def _worlds_events(d: Doc) -> WorldsEvents:
+    rows = tuple(WorldsEventsRow(*(r[k] for k in _ROW_KEYS)) for r in d.objs("rows"))
+    return WorldsEvents(tuple(d["models"]), d["dreams"], d["steps"], rows)
+
+
+@dataclass(frozen=True)
+class CommittedRow:
+    component: int
+    frames: dict[str, float]
+    """Median frames per class, for every class of ``Committed.classes``."""
+
+
+@dataclass(frozen=True)
+class Committed:
+    """Analysis C."""
+
+    model: int
+    tests: int
+    steps: int
+    start_t: int
+    classes: tuple[str, ...]
+    median_frames: tuple[CommittedRow, ...]
+    explosion_component: int | None
+    paper: str
+    note: str
+
+
+def _committed(d: Doc) -> Committed:
+    classes = tuple(d["classes"])
+    rows = tuple(
+        CommittedRow(r["component"], {c: r[c] for c in classes}) for r in d.objs("median_frames")
+    )
+    return Committed(
+        d["model"], d["tests"], d["steps"], d["start_t"], classes, rows,
+        d["explosion_component"], d["paper"], d["note"],
+    )  # fmt: skip
+
+
+# --- the readers -------------------------------------------------------------------------------
+
+
+def read_components(path: Path | str) -> ComponentsOverTime:
+    return read(path, _components)
+
+
+def read_worlds_events(path: Path | str) -> WorldsEvents:
+    return read(path, _worlds_events)
+
+
+def read_committed(path: Path | str) -> Committed:
+    return read(path, _committed)

@@ -1,0 +1,98 @@
+"""Readers of the controller's files: its meta, the best candidate's fitness, the real-game
+scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mdnworld.records.base import Doc, read
+
+# --- controller: controller/controller.json, best.json (control/train.py) ----------------------
+
+
+@dataclass(frozen=True)
+class ControllerMeta:
+    generation: int | None
+    model_index: int | None
+    tau: float
+    popsize: int
+    rollouts: int
+    generations: int
+    """``config.generations``: planned."""
+
+
+def _controller(d: Doc) -> ControllerMeta:
+    c = d.obj("config")
+    return ControllerMeta(
+        d.get("generation"), d.get("model_index"), c["tau"], c["popsize"], c["rollouts"],
+        c["generations"],
+    )  # fmt: skip
+
+
+# --- real-game scores: evaluate/scores.json (control/evaluate.py) ------------------------------
+
+
+@dataclass(frozen=True)
+class EpisodeScore:
+    seed: int
+    score: int
+
+
+@dataclass(frozen=True)
+class ScoreVideo:
+    file: str
+    """Relative to ``evaluate/``."""
+    seed: int
+    score: int
+
+
+@dataclass(frozen=True)
+class Scores:
+    controller: str
+    """"mean" or "best"."""
+    generation: int
+    episodes: int
+    mean: float
+    std: float
+    min: int
+    max: int
+    solved: bool
+    per_episode: tuple[EpisodeScore, ...]
+    reference: dict[str, Any]
+    """``reference.EVALUATE_REFERENCE`` as written then."""
+    best_video: ScoreVideo | None
+    worst_video: ScoreVideo | None
+
+
+def _video(d: Doc, key: str) -> ScoreVideo | None:
+    if d.get(key) is None:
+        return None
+    v = d.obj(key)
+    return ScoreVideo(v["file"], v["seed"], v["score"])
+
+
+def _scores(d: Doc) -> Scores:
+    per = tuple(EpisodeScore(e["seed"], e["score"]) for e in d.objs("per_episode"))
+    return Scores(
+        d["controller"], d["generation"], d["episodes"], d["mean"], d["std"], d["min"],
+        d["max"], d["solved"], per, d.obj("reference").data, _video(d, "best_video"),
+        _video(d, "worst_video"),
+    )  # fmt: skip
+
+
+# --- the readers -------------------------------------------------------------------------------
+
+
+def read_controller_meta(path: Path | str) -> ControllerMeta:
+    return read(path, _controller)
+
+
+def read_best_fitness(path: Path | str) -> float:
+    """``fitness`` of the best dream candidate's meta (``best.json``)."""
+    return read(path, lambda d: d["fitness"])
+
+
+def read_scores(path: Path | str) -> Scores:
+    return read(path, _scores)

@@ -1,0 +1,162 @@
+"""The controller section: CMA-ES in the dream and the real-game scores (``controller/``,
+``evaluate/``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mdnworld import reference
+from mdnworld.records import (
+    ControllerMeta,
+    Scores,
+    dedupe,
+    read_best_fitness,
+    read_controller_meta,
+    read_log_rows,
+    read_scores,
+)
+from mdnworld.report import figures
+from mdnworld.report.context import Context, Spec
+from mdnworld.report.html import Section, code, esc, facts, grid, how, image, missing
+from mdnworld.text import fmt, is_number
+
+SPEC = Spec(
+    "controller",
+    "Controller: training and the real game",
+    how(
+        "C is a linear controller trained by CMA-ES entirely inside M's dream (grey: "
+        "dream survival); red squares: the generation's best candidate in the real game.",
+        "Dream fitness can rise while the real score does not (C exploits M's mistakes); "
+        "the real-game scores are what count, next to the random policy, World Models, "
+        f"and {reference.SOLVED}, the score at which the task counts as solved.",
+    ),
+    ("train-controller",),
+)
+REFERENCES = (("random_policy", "random policy"), ("world_models_tau_1.15", "World Models"))
+"""Keys of ``scores.json``'s "reference" shown beside the scores, and their names."""
+
+
+def _training(ctx: Context, ctl: ControllerMeta | None) -> str:
+    path = ctx.run.controller_meta
+    if ctl is None:
+        return missing(
+            f"the trained controller ({code(ctx.rel(path))}): training unfinished or running",
+            ctx.cmd("train-controller"),
+        )
+    items = [
+        (
+            "generations",
+            f"{ctx.num(ctl.generation, path, 'generation')} / "
+            f"{ctx.num(ctl.generations, path, 'config.generations')}",
+        ),
+        ("dreaming M", f"model_{ctx.num(ctl.model_index, path, 'model_index', 'id')}"),
+        ("population", ctx.num(ctl.popsize, path, "config.popsize")),
+        ("dreams per candidate", ctx.num(ctl.rollouts, path, "config.rollouts")),
+        ("dream temperature τ", ctx.num(ctl.tau, path, "config.tau")),
+    ]
+    best = ctx.run.controller_weights("best").with_suffix(".json")
+    if best.is_file():
+        fitness = read_best_fitness(best)
+        items.append(("best dream fitness", ctx.num(fitness, best, "fitness", ".3g")))
+    return facts(items)
+
+
+def _fitness(ctx: Context) -> str:
+    path = ctx.run.controller_log
+    rows = dedupe(read_log_rows(path), "step") if path.is_file() else []
+    if not rows:
+        return ""
+    fig, href = ctx.figure("controller_fitness.png")
+    figures.controller_fitness(rows, fig)
+    caption = f"Drawn from {ctx.source(path)}."
+    return image(href, "controller fitness per generation", caption, plot=True)
+
+
+def _score_facts(ctx: Context, sc: Scores) -> str:
+    path = ctx.run.evaluate_scores
+    items = [
+        ("mean score", ctx.num(sc.mean, path, "mean", ".1f")),
+        ("std", ctx.num(sc.std, path, "std", ".1f")),
+        ("episodes", ctx.num(sc.episodes, path, "episodes")),
+        ("min / max", f"{ctx.num(sc.min, path, 'min')} / {ctx.num(sc.max, path, 'max')}"),
+        (f"solved (mean ≥ {reference.SOLVED})", esc(fmt(sc.solved))),
+    ]
+    for key, name in REFERENCES:
+        r = sc.reference.get(key)
+        if isinstance(r, Sequence) and len(r) == 2:
+            items.append(
+                (
+                    f"{name} (paper)",
+                    f"{ctx.num(r[0], path, f'reference.{key}[0]')} ± "
+                    f"{ctx.num(r[1], path, f'reference.{key}[1]')}",
+                )
+            )
+    return facts(items)
+
+
+def _videos(ctx: Context, sc: Scores) -> str:
+    path = ctx.run.evaluate_scores
+    vids = []
+    for key, name, v in (
+        ("best_video", "Best", sc.best_video),
+        ("worst_video", "Worst", sc.worst_video),
+    ):
+        if v is not None and v.file and (ctx.run.evaluate_dir / v.file).is_file():
+            vids.append(
+                ctx.video(
+                    ctx.run.evaluate_dir / v.file,
+                    f"{name} episode: score "
+                    + ctx.num(v.score, path, f"{key}.score")
+                    + ", seed "
+                    + ctx.num(v.seed, path, f"{key}.seed", "id")
+                    + "; the real frame beside V's reconstruction.",
+                )
+            )
+    if vids:
+        return grid(vids)
+    if sc.best_video or sc.worst_video:
+        return missing(
+            f"the best/worst episode videos in {ctx.rel(ctx.run.evaluate_dir)}/",
+            ctx.cmd("evaluate"),
+        )
+    return ""
+
+
+def _real_game(ctx: Context, ctl: ControllerMeta | None) -> str:
+    path = ctx.run.evaluate_scores
+    if not path.is_file():
+        return missing(f"real-game scores ({code(ctx.rel(path))})", ctx.cmd("evaluate"))
+    sc = read_scores(path)
+    note = (
+        f"<p>The {esc(sc.controller)} controller of generation "
+        f"{ctx.num(sc.generation, path, 'generation')} "
+        f"({ctx.source(path, path.name)})."
+    )
+    if ctl is not None and sc.generation != ctl.generation:
+        note += (
+            f" These scores are of an older controller than the one trained now "
+            f"(generation {ctx.num(ctl.generation, ctx.run.controller_meta, 'generation')}): "
+            f"run {code(ctx.cmd('evaluate'))} again."
+        )
+    parts = [_score_facts(ctx, sc), note + "</p>"]
+    per = [e.score for e in sc.per_episode if is_number(e.score)]
+    if per:
+        fig, href = ctx.figure("real_scores.png")
+        figures.real_scores(per, sc.reference, fig)
+        caption = f"Real-game scores per episode, drawn from {ctx.source(path)}."
+        parts.append(image(href, "histogram of real-game scores", caption, plot=True))
+    parts.append(_videos(ctx, sc))
+    return "".join(parts)
+
+
+def section(ctx: Context) -> Section:
+    run = ctx.run
+    if not any(p.is_file() for p in (run.controller_log, run.controller_meta, run.evaluate_scores)):
+        return SPEC.missing(
+            ctx,
+            f"the controller (no {ctx.rel(run.controller_dir)}/ or {ctx.rel(run.evaluate_dir)}/ "
+            "files; it needs an M with a done head)",
+        )
+    ctl = read_controller_meta(run.controller_meta) if run.controller_meta.is_file() else None
+    parts = [_training(ctx, ctl), _fitness(ctx), "<h3>In the real game</h3>", _real_game(ctx, ctl)]
+    return SPEC.section("".join(parts))
