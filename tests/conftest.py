@@ -23,6 +23,11 @@ import pytest
 # fixtures below that play the game (and train): any test that needs one is slow
 SLOW_FIXTURES = frozenset({"small_run", "encoded"})
 
+# One OpenMP thread for the tests' own small tensors, set before anything imports torch: with two,
+# a busy 2-core machine spin-waits (a 150-step Adam test: 2 s alone, 20 s beside another job).
+# Training code sets its own count (device.set_threads); a value in the environment wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -182,7 +182,22 @@ def test_shipped_configs_load() -> None:
     assert not any(s.skip_reason(load_config(root / "paper.toml")) for s in STAGES)
 
 
-def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
+@dataclasses.dataclass(frozen=True)
+class _Pipeline:
+    """A tiny real pipeline run, made twice by the CLI (the second run finds every stage done)."""
+
+    root: Path  # the module's own folder: the config, and what the tests below write
+    cfg_file: Path
+    run: Path
+    second: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> _Pipeline:
+    """`mdnworld pipeline` on a tiny config, once for the module; then again, over the finished
+    run. Each test below checks one part of it; the tests that write do so outside ``run``
+    (``analyze`` works on its own copy), so they pass or fail alone and in any order."""
+    tmp_path = tmp_path_factory.mktemp("pipeline")
     cfg_file = tmp_path / "tiny.toml"
     cfg_file.write_text(
         f'run_dir = "{tmp_path / "run"}"\n[generate]\nepisodes = 3\nworkers = 1\n'
@@ -198,29 +213,51 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "mdnworld.cli", "pipeline", "--config", str(cfg_file)]
     first = subprocess.run(cmd, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
-    run = tmp_path / "run"
+    second = subprocess.run(cmd, capture_output=True, text=True)
+    return _Pipeline(tmp_path, cfg_file, tmp_path / "run", second)
+
+
+@pytest.mark.slow
+def test_pipeline_writes_episodes_previews_and_its_config(pipeline: _Pipeline) -> None:
+    run = pipeline.run
     assert (run / "episodes" / "manifest.json").exists()
     assert (run / "preview" / "episode_000000.mp4").stat().st_size > 0
     assert (run / "preview" / "episode_000000_contact.png").stat().st_size > 0
     assert (run / "config.json").exists()
-    second = subprocess.run(cmd, capture_output=True, text=True)
-    assert second.returncode == 0
+
+
+@pytest.mark.slow
+def test_pipeline_runs_and_skips_finished_stages(pipeline: _Pipeline) -> None:
+    second = pipeline.second
+    assert second.returncode == 0, second.stderr
     assert "[generate] already finished" in second.stdout
     for stage in ("show", "train-vae", "encode", "train-rnn", "dream", "analyze",
                   "train-controller", "evaluate"):  # fmt: skip
         assert f"[{stage}] already finished" in second.stdout
+
+
+@pytest.mark.slow
+def test_pipeline_trains_v_and_encodes(pipeline: _Pipeline) -> None:
+    run = pipeline.run
     assert (run / "vae" / "model.safetensors").exists()
     assert list((run / "latents").glob("ep_*.npz"))
-    # dreams: videos and arrays
-    dreams = run / "dreams" / "model_0"
+
+
+@pytest.mark.slow
+def test_pipeline_dreams_videos_and_arrays(pipeline: _Pipeline) -> None:
+    dreams = pipeline.run / "dreams" / "model_0"
     assert (dreams / "dream_1.mp4").stat().st_size > 0 and (dreams / "dream_1.gif").exists()
     with np.load(dreams / "dreams.npz", allow_pickle=False) as d:
         assert d["frames"].shape == (2, 12, 64, 64, 3) and d["pi"].shape == (2, 12, 5)
     for k in range(5):  # one committed dream per component, which never leaves it
         with np.load(dreams / f"committed_{k}" / "dreams.npz", allow_pickle=False) as d:
             assert (d["component"] == k).all() and d["frames"].shape[0] == 1
-    # analyses: figures, tables and the summary, over both models
-    analysis = run / "analysis"
+
+
+@pytest.mark.slow
+def test_pipeline_analyses_both_models(pipeline: _Pipeline) -> None:
+    """Figures, tables and the summary, over both models."""
+    analysis = pipeline.run / "analysis"
     for name in (
         "components_over_time/model_1.png",
         "worlds_events/worlds_events.png",
@@ -233,45 +270,74 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     assert b["dreams"] == 4 and b["models"] == [0, 1]
     summary = (analysis / "summary.md").read_text()
     assert "## A." in summary and "## B." in summary and "## C." in summary
-    # every stage's wall time and peak memory (generate's includes its workers and games)
-    totals = stage_totals(run)
+
+
+@pytest.mark.slow
+def test_pipeline_records_each_stage_s_time_and_memory(pipeline: _Pipeline) -> None:
+    """Every stage's wall time and peak memory (generate's includes its workers and games)."""
+    totals = stage_totals(pipeline.run)
     assert set(totals) >= {"generate", "train-vae", "train-rnn", "analyze", "evaluate"}
     assert all(t["finished"] and t["seconds"] > 0 for t in totals.values())
     assert totals["generate"]["peak_rss_mb"] > 150
-    # the controller and its real-game scores
-    scores = json.loads((run / "evaluate" / "scores.json").read_text())
+
+
+@pytest.mark.slow
+def test_pipeline_trains_and_scores_the_controller(pipeline: _Pipeline) -> None:
+    """The controller and its real-game scores."""
+    scores = json.loads((pipeline.run / "evaluate" / "scores.json").read_text())
     assert scores["episodes"] == 2 and scores["generation"] == 2
-    assert (run / "controller" / "controller.safetensors").exists()
-    # the committed record of a run: RESULTS.md against the paper, costs, checksums
+    assert (pipeline.run / "controller" / "controller.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_collect_results_writes_the_run_s_record(pipeline: _Pipeline, tmp_path: Path) -> None:
+    """The committed record of a run: RESULTS.md against the paper, costs, checksums."""
     out = tmp_path / "results"
-    assert main(["collect-results", str(run), str(out)]) == 0
+    assert main(["collect-results", str(pipeline.run), str(out)]) == 0
     results = (out / "RESULTS.md").read_text()
     assert "## B. Worlds and events" in results and "| generate |" in results
     assert json.loads((out / "checksums.json").read_text())["episodes"] == 3
     assert (out / "figures" / "rnn_nll.png").stat().st_size > 0
-    # the controller's record: its real-game scores beside the published ones, its weights
-    # beside untrained policies played on the same real-game seeds
-    ctl, bench = tmp_path / "controller_results", Path(__file__).parents[1] / "benchmarks"
-    for n in (2, 3):
-        played = subprocess.run(
-            [sys.executable, str(bench / "real_baselines.py"), "--episodes", str(n),
-             "--workers", "1", "--out", str(tmp_path / f"baselines{n}.json")],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        assert played.returncode == 0, played.stderr
-    # what the controller does, on evaluate's first seeds: the same scores, shares that add up
+
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+@pytest.mark.slow
+def test_controller_behaviour_replays_evaluate_s_scores(
+    pipeline: _Pipeline, tmp_path: Path
+) -> None:
+    """What the controller does, on evaluate's first seeds: the same scores, shares that add up."""
+    run = pipeline.run
     played = subprocess.run(
-        [sys.executable, str(bench / "controller_behaviour.py"), str(run), "--episodes", "2",
+        [sys.executable, str(BENCHMARKS / "controller_behaviour.py"), str(run), "--episodes", "2",
          "--workers", "1", "--max-steps", "100", "--out", str(tmp_path / "behaviour.json")],
         capture_output=True, text=True,
     )  # fmt: skip
     assert played.returncode == 0, played.stderr
+    scores = json.loads((run / "evaluate" / "scores.json").read_text())
     behaviour = json.loads((tmp_path / "behaviour.json").read_text())
     (acts,), (first, last) = behaviour["rows"], behaviour["seeds"]
     by_seed = {e["seed"]: e["score"] for e in scores["per_episode"]}
     assert acts["scores"] == [by_seed[s] for s in range(first, last + 1)]
     assert acts["left"] + acts["nothing"] + acts["right"] == pytest.approx(1.0)
     assert 1.0 <= acts["steps_per_button"] <= max(acts["scores"])
+
+
+@pytest.mark.slow
+def test_controller_results_beside_baselines_on_the_same_seeds(
+    pipeline: _Pipeline, tmp_path: Path
+) -> None:
+    """The controller's record: its real-game scores beside the published ones, its weights
+    beside untrained policies played on the same real-game seeds (other seeds: refused)."""
+    run, ctl = pipeline.run, tmp_path / "controller_results"
+    for n in (2, 3):
+        played = subprocess.run(
+            [sys.executable, str(BENCHMARKS / "real_baselines.py"), "--episodes", str(n),
+             "--workers", "1", "--out", str(tmp_path / f"baselines{n}.json")],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert played.returncode == 0, played.stderr
     assert main(["controller-results", str(run), str(ctl), "--baselines",
                  str(tmp_path / "baselines3.json")]) == 2  # fmt: skip
     assert not ctl.exists()  # the seeds differ from the evaluation's: nothing written
@@ -287,10 +353,17 @@ def test_pipeline_runs_and_skips_finished_stages(tmp_path: Path) -> None:
     assert "1092 ± 556" in (ctl / "RESULTS.md").read_text()
     assert "stand still: our game, same seeds" in (ctl / "RESULTS.md").read_text()
     assert (ctl / "controller" / "controller.safetensors").exists()
-    # one analysis alone, through its subcommand
+
+
+@pytest.mark.slow
+def test_one_analysis_alone_through_its_subcommand(pipeline: _Pipeline, tmp_path: Path) -> None:
+    from shutil import copytree
+
+    run = copytree(pipeline.run, tmp_path / "run")  # it rewrites analysis/committed
     one = subprocess.run(
         [sys.executable, "-m", "mdnworld.cli", "analyze", "committed", str(run), "--c-steps", "15",
-         "--config", str(cfg_file)], capture_output=True, text=True,
+         "--config", str(pipeline.cfg_file)], capture_output=True, text=True,
     )  # fmt: skip
     assert one.returncode == 0, one.stderr
-    assert json.loads((analysis / "committed" / "results.json").read_text())["steps"] == 15
+    results = run / "analysis" / "committed" / "results.json"
+    assert json.loads(results.read_text())["steps"] == 15

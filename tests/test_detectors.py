@@ -328,6 +328,7 @@ def reference_detect(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return tuple(np.array(col) for col in zip(*out, strict=True))
 
 
+@pytest.mark.slow
 def test_real_game_frames(game_frames: np.ndarray) -> None:
     n = len(game_frames)
     assert game_frames.shape == (n, 64, 64, 3) and n >= 300

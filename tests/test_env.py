@@ -24,6 +24,7 @@ def env() -> TakeCoverEnv:
     e.close()
 
 
+@pytest.mark.slow
 def test_reset_and_step_shapes(env: TakeCoverEnv) -> None:
     obs, info = env.reset(seed=3)
     assert obs.shape == FRAME_SHAPE and obs.dtype == np.uint8
@@ -37,6 +38,7 @@ def test_reset_and_step_shapes(env: TakeCoverEnv) -> None:
     assert np.array_equal(obs, preprocess_frame(raw))
 
 
+@pytest.mark.slow
 def test_gym_make() -> None:
     e = gym.make(ENV_ID, max_steps=5)
     obs, _ = e.reset(seed=0)
@@ -67,6 +69,7 @@ def _x_after(env: TakeCoverEnv, a: float, steps: int = 15) -> tuple[float, float
     return info["y"], last["y"], env.game.get_last_action()
 
 
+@pytest.mark.slow
 def test_actions_drive_the_real_buttons(env: TakeCoverEnv) -> None:
     """Left, still and right move the player in the game itself (still = no movement at all)."""
     x0, x_left, last_left = _x_after(env, -0.9)
@@ -78,6 +81,7 @@ def test_actions_drive_the_real_buttons(env: TakeCoverEnv) -> None:
     assert x_left > x0 > x_right  # the player faces +x: strafing left raises y
 
 
+@pytest.mark.slow
 def test_same_seed_same_episode(env: TakeCoverEnv) -> None:
     ep1, _ = play_episode(env, seed=11)
     play_episode(env, seed=12)
@@ -90,6 +94,7 @@ def test_same_seed_same_episode(env: TakeCoverEnv) -> None:
         assert np.array_equal(ep1.actions, e.actions)
 
 
+@pytest.mark.slow
 def test_truncation_at_cap() -> None:
     e = TakeCoverEnv(max_steps=30)
     ep, truncated = play_episode(e, seed=0)
@@ -97,6 +102,7 @@ def test_truncation_at_cap() -> None:
     assert truncated and len(ep) == 30 and not ep.dones.any()
 
 
+@pytest.mark.slow
 def test_death_terminates(env: TakeCoverEnv) -> None:
     ep, truncated = play_episode(env, seed=1)
     assert not truncated and ep.dones[-1] and not ep.dones[:-1].any()

@@ -17,6 +17,8 @@ from mdnworld.data.episodes import episode_files, load_episode
 from mdnworld.data.generate import GenerateError, generate
 from mdnworld.io import read_json
 
+pytestmark = pytest.mark.slow  # every test here plays the real game
+
 QUIET = {"log": lambda s: None}
 
 

@@ -69,6 +69,7 @@ def _pillow_bilinear(raw: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(x.astype(np.uint8)).resize((64, 64), Image.BILINEAR))
 
 
+@pytest.mark.slow
 def test_small_fireballs_survive_resize() -> None:
     """INTER_LINEAR has no anti-aliasing: check that real fireballs are not lost by it.
 

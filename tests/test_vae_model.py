@@ -113,6 +113,7 @@ def test_bad_recon_loss_raises(model: VAE) -> None:
         vae_loss(logits, x, mu, logvar, recon_loss="l1")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["bce", "mse"])
 def test_training_decreases_loss(kind: str) -> None:
     torch.manual_seed(0)

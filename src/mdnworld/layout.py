@@ -31,6 +31,9 @@ from mdnworld.io import read_json
 
 EPISODE_RE = re.compile(r"^ep_(\d{6,})\.npz$")
 MODEL_RE = re.compile(r"^model_(\d+)$")
+PREVIEW_RE = re.compile(r"^episode_(\d+)\.mp4$")
+DREAM_VIDEO_RE = re.compile(r"^dream_(\d+)\.mp4$")
+COMMIT_RE = re.compile(r"^committed_(\d+)$")
 ANALYSES = {
     "components-over-time": "components_over_time",
     "worlds-events": "worlds_events",
@@ -66,6 +69,13 @@ def _numbered(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted((p for p in folder.iterdir() if EPISODE_RE.match(p.name)), key=episode_index)
+
+
+def _indices(folder: Path, pattern: re.Pattern[str]) -> list[int]:
+    """The numbers in the names of ``folder``'s entries that match ``pattern``, sorted."""
+    if not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name)))
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,10 @@ class RunLayout:
     def preview(self, episode: int, suffix: str) -> Path:
         """``suffix``: ".mp4", ".gif" or "_contact.png"."""
         return self.preview_dir / f"episode_{episode:06d}{suffix}"
+
+    def preview_episodes(self) -> list[int]:
+        """Episodes with a preview video, sorted."""
+        return _indices(self.preview_dir, PREVIEW_RE)
 
     # --- step 2: V (train/vae.py) --------------------------------------------------------------
     @property
@@ -237,6 +251,18 @@ class RunLayout:
     def dream_video(self, model: int, commit: int, j: int, suffix: str = ".mp4") -> Path:
         return self.dream_dir(model, commit) / f"dream_{j}{suffix}"
 
+    def dream_models(self) -> list[int]:
+        """Ms with a dreams folder, sorted."""
+        return _indices(self.dreams_dir, MODEL_RE)
+
+    def dream_videos(self, model: int, commit: int = -1) -> list[int]:
+        """``j`` of each MP4 ``dream_video(model, commit, j)`` there is, sorted."""
+        return _indices(self.dream_dir(model, commit), DREAM_VIDEO_RE)
+
+    def dream_commits(self, model: int) -> list[int]:
+        """``k`` of each committed-dreams folder ``dream_dir(model, k)``, sorted."""
+        return _indices(self.dream_dir(model), COMMIT_RE)
+
     # --- analyses (analysis/) --------------------------------------------------------------------
     @property
     def analysis_dir(self) -> Path:
@@ -262,6 +288,11 @@ class RunLayout:
         """Per-M files of an analysis: A's ``model_<i>.png/.csv``, B's ``model_<i>.npz/.json``."""
         return self.analysis(name) / f"model_{model}{suffix}"
 
+    def analysis_models(self, name: str, suffix: str) -> list[int]:
+        """Ms that have an ``analysis_model_file(name, i, suffix)``, sorted."""
+        pattern = re.compile(rf"^model_(\d+){re.escape(suffix)}$")
+        return _indices(self.analysis(name), pattern)
+
     @property
     def committed_counts(self) -> Path:
         """C's frames per class of every committed dream (``counts.csv``)."""
@@ -280,6 +311,10 @@ class RunLayout:
     def controller_state(self) -> Path:
         """CMA-ES state (``cmaes_state.npz``)."""
         return self.controller_dir / "cmaes_state.npz"
+
+    def controller_meta_of(self, which: str = "mean") -> Path:
+        """The ``.json`` beside ``controller_weights(which)``."""
+        return self.controller_weights(which).with_suffix(".json")
 
     def controller_weights(self, which: str = "mean") -> Path:
         """ "mean" -> the trained controller (CMA-ES mean); "best" -> the best dream candidate."""

@@ -214,8 +214,8 @@ def collect_results(
         if src.exists():
             (out / dst).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, out / dst)
-    # TODO(layout): RunLayout lists no analysis's per-M files; this pattern belongs there
-    for p in sorted(run.analysis("components-over-time").glob("model_*.png")):
+    a = "components-over-time"
+    for p in (run.analysis_model_file(a, i, ".png") for i in run.analysis_models(a, ".png")):
         (out / "figures").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(p, out / "figures" / f"components_over_time_{p.stem}.png")
     if run.vae_log.exists():

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import shlex
 import shutil
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mdnworld.io import atomic_path
-from mdnworld.layout import MODEL_RE, RunLayout, model_index
+from mdnworld.layout import RunLayout
 from mdnworld.media import write_png
 from mdnworld.report import figures
 from mdnworld.report.html import Section, code, esc, image, link, missing, video
@@ -154,39 +153,3 @@ class Spec:
 
 
 # --- listings of run folders ------------------------------------------------------------------
-# TODO(layout): RunLayout lists episodes, latents and Ms but not these; they belong in
-# layout.py (preview_episodes, dream_models, dream_videos, dream_commits, analysis_model_files).
-# Until then the file-name patterns live here, in this one marked place.
-
-_PREVIEW_RE = re.compile(r"^episode_(\d+)\.mp4$")
-_DREAM_RE = re.compile(r"^dream_(\d+)\.mp4$")
-_COMMIT_RE = re.compile(r"^committed_(\d+)$")
-
-
-def _indices(folder: Path, pattern: re.Pattern[str]) -> list[int]:
-    if not folder.is_dir():
-        return []
-    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name)))
-
-
-def preview_episodes(run: RunLayout) -> list[int]:
-    """Episodes with a preview video (``run.preview(i, ".mp4")``), sorted."""
-    return _indices(run.preview_dir, _PREVIEW_RE)
-
-
-def dream_models(run: RunLayout) -> list[int]:
-    """Ms with a dreams folder (``run.dream_dir(i)``), sorted."""
-    root = run.dreams_dir
-    if not root.is_dir():
-        return []
-    return sorted(model_index(p) for p in root.iterdir() if MODEL_RE.match(p.name))
-
-
-def dream_videos(run: RunLayout, model: int, commit: int = -1) -> list[int]:
-    """``j`` of each ``run.dream_video(model, commit, j)`` (MP4) there is, sorted."""
-    return _indices(run.dream_dir(model, commit), _DREAM_RE)
-
-
-def dream_commits(run: RunLayout, model: int) -> list[int]:
-    """``k`` of each committed-dreams folder ``run.dream_dir(model, k)``, sorted."""
-    return _indices(run.dream_dir(model), _COMMIT_RE)

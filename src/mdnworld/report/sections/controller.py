@@ -54,7 +54,7 @@ def _training(ctx: Context, ctl: ControllerMeta | None) -> str:
         ("dreams per candidate", ctx.num(ctl.rollouts, path, "config.rollouts")),
         ("dream temperature τ", ctx.num(ctl.tau, path, "config.tau")),
     ]
-    best = ctx.run.controller_weights("best").with_suffix(".json")
+    best = ctx.run.controller_meta_of("best")
     if best.is_file():
         fitness = read_best_fitness(best)
         items.append(("best dream fitness", ctx.num(fitness, best, "fitness", ".3g")))

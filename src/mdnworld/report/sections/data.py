@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mdnworld.records import EpisodeManifest, read_episode_manifest
 from mdnworld.report import figures
-from mdnworld.report.context import Context, Spec, preview_episodes
+from mdnworld.report.context import Context, Spec
 from mdnworld.report.html import Section, code, facts, grid, how, image, missing
 from mdnworld.text import is_number
 
@@ -42,7 +42,7 @@ def _facts(ctx: Context, m: EpisodeManifest) -> str:
 
 def _preview(ctx: Context, m: EpisodeManifest) -> str:
     """The first episode's preview video and contact sheet."""
-    previews = preview_episodes(ctx.run)
+    previews = ctx.run.preview_episodes()
     if not previews:
         return missing(
             f"the sample episode video ({ctx.rel(ctx.run.preview_dir)}/)", ctx.cmd("show")

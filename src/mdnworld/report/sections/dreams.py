@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mdnworld.records import read_dream_settings, read_rnn_meta
-from mdnworld.report.context import Context, Spec, dream_commits, dream_models, dream_videos
+from mdnworld.report.context import Context, Spec
 from mdnworld.report.html import Section, code, grid, how, missing
 from mdnworld.text import is_number
 
@@ -49,7 +49,7 @@ def _settings(ctx: Context, i: int) -> tuple[str, int | None]:
 
 
 def _free(ctx: Context, i: int) -> str:
-    vids = dream_videos(ctx.run, i)
+    vids = ctx.run.dream_videos(i)
     if not vids:
         return ""
     out = grid(
@@ -65,7 +65,7 @@ def _free(ctx: Context, i: int) -> str:
 
 
 def _committed(ctx: Context, i: int, K: int | None) -> str:
-    committed = [k for k in dream_commits(ctx.run, i) if ctx.run.dream_video(i, k, 0).is_file()]
+    committed = [k for k in ctx.run.dream_commits(i) if ctx.run.dream_video(i, k, 0).is_file()]
     if not K and ctx.run.rnn_meta(i).is_file():
         K = read_rnn_meta(ctx.run.rnn_meta(i)).n_components
     parts = []
@@ -93,7 +93,7 @@ def _committed(ctx: Context, i: int, K: int | None) -> str:
 
 def section(ctx: Context) -> Section:
     run = ctx.run
-    models = [i for i in dream_models(run) if dream_videos(run, i) or dream_commits(run, i)]
+    models = [i for i in run.dream_models() if run.dream_videos(i) or run.dream_commits(i)]
     if not models:
         return SPEC.missing(ctx, f"dreams (no {ctx.rel(run.dreams_dir)}/model_*/ videos)")
     parts = []
