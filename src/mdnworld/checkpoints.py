@@ -32,7 +32,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor
 
-from mdnworld.errors import CheckpointError, DataError, EpisodeFileError, MissingError
+from mdnworld.errors import CheckpointError, ConfigError, DataError, EpisodeFileError, MissingError
 from mdnworld.io import atomic_open, atomic_write_json, read_json, write_npz
 from mdnworld.layout import RunLayout, episode_index
 from mdnworld.models.mdnrnn import MDNRNNArch, StandardisedMDNRNN
@@ -322,10 +322,10 @@ class StartBank:
             need = t + teacher_steps + 1
             ids = np.array(sorted(i for i, d in self.episodes.items() if len(d["mu"]) >= need))
             if not len(ids):
-                raise ValueError(f"no episode has the {need} steps needed to start at t={t}")
+                raise ConfigError(f"no episode has the {need} steps needed to start at t={t}")
             return ids, np.stack([self.episodes[i]["mu"][t] for i in ids])
         if teacher_steps or t not in self.rows:
-            raise ValueError(
+            raise ConfigError(
                 f"these shipped start latents hold steps {sorted(self.rows)} only, without "
                 f"actions: start_t={t}, teacher_steps={teacher_steps} needs the encoded episodes"
             )

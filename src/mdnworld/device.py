@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import torch
 
+from mdnworld.errors import ConfigError
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """ "auto" -> CUDA when present, else CPU; otherwise any torch device string. On CUDA,
@@ -15,7 +17,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available")
+            raise ConfigError(f"device {name!r} requested but CUDA is not available")
         torch.backends.cudnn.benchmark = True
     return dev
 
@@ -37,7 +39,7 @@ def autocast(device: torch.device, amp: str) -> Iterator[None]:
         yield
         return
     if amp != "bf16":
-        raise ValueError(f"amp must be 'none' or 'bf16', got {amp!r}")
+        raise ConfigError(f"amp must be 'none' or 'bf16', got {amp!r}")
     with torch.autocast(device.type, dtype=torch.bfloat16):
         if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
             with torch.backends.mkldnn.flags(enabled=False):

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from mdnworld.errors import LockedError
+from mdnworld.errors import DataError, LockedError, MissingError
 
 
 def _umask() -> int:
@@ -104,9 +104,9 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: file not found") from None
+        raise MissingError(f"{path}: file not found") from None
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+        raise DataError(f"{path}: not valid JSON ({e})") from None
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mdnworld.errors import DataError, MissingError
 from mdnworld.io import atomic_open, atomic_write_json, read_json, sha256_file
 from mdnworld.layout import RunLayout
 from mdnworld.records import read_controller_meta, read_log_rows, read_scores
@@ -59,7 +60,7 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
     rows = read_log_rows(run.controller_log)
     gens = [r for r in rows if "fitness/mean" in r]
     if not gens:
-        raise ValueError(f"{run.controller_log}: no finished generation")
+        raise DataError(f"{run.controller_log}: no finished generation")
     scores = read_scores(run.evaluate_scores) if run.evaluate_scores.exists() else None
     cost = _cost_by_machine(run.root, gens)
     cpu_hours = [c["cpu_hours"] for c in cost if not c["gpu_hours"]]
@@ -109,7 +110,7 @@ def compare_baselines(real: dict[str, Any], path: Path) -> list[dict[str, Any]]:
     data = read_json(path)
     seeds = list(range(data["seeds"][0], data["seeds"][1] + 1))
     if seeds != real["seeds"]:
-        raise ValueError(
+        raise DataError(
             f"{path}: seeds {seeds[0]}..{seeds[-1]} are not the controller's evaluation "
             f"seeds {real['seeds'][0]}..{real['seeds'][-1]}; rerun it with --episodes "
             f"{len(real['seeds'])}"
@@ -117,7 +118,7 @@ def compare_baselines(real: dict[str, Any], path: Path) -> list[dict[str, Any]]:
     rows = []
     for r in data["rows"]:
         if len(r["scores"]) != len(seeds):
-            raise ValueError(
+            raise DataError(
                 f"{path}: {r['policy']!r} has {len(r['scores'])} scores, not {len(seeds)}"
             )
         p = float(mannwhitneyu(real["scores"], r["scores"]).pvalue)
@@ -233,7 +234,7 @@ def collect_controller_results(
     summaries = [summarise_run(r) for r in runs]
     if baselines is not None and summaries[0]["real"] is None:
         scores = RunLayout(runs[0]).evaluate_scores
-        raise ValueError(f"{scores}: not found, so no scores to compare the baselines with")
+        raise MissingError(f"{scores}: not found, so no scores to compare the baselines with")
     compared = compare_baselines(summaries[0]["real"], baselines) if baselines else []
     (out / "controller").mkdir(parents=True, exist_ok=True)
     main = RunLayout(runs[0])

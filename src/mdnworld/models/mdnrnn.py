@@ -188,9 +188,7 @@ class StandardisedMDNRNN(MDNRNN):
             self.z_shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
             self.z_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
 
-    def forward(
-        self, z: Tensor, a: Tensor, state: State | None = None
-    ) -> tuple[MDNOutput, State]:
+    def forward(self, z: Tensor, a: Tensor, state: State | None = None) -> tuple[MDNOutput, State]:
         self._check_inputs(z, a, time_axis=True)
         return super().forward((z - self.z_shift) / self.z_scale, a, state)
 

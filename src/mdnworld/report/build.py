@@ -68,7 +68,7 @@ def write_report(run_dir: Path, log: Log = print) -> Path:
     and ``DataError`` (naming the file) when a file is there but cannot be read."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir}: no such run directory")
+        raise MissingError(f"{run_dir}: no such run directory")
     ctx = Context(run_dir, log)
     sections = build_sections(ctx)
     absent = [s.title for s in sections if not s.present]
@@ -105,7 +105,7 @@ def make_server(report_dir: Path, port: int = 8000) -> http.server.ThreadingHTTP
     report_dir = Path(report_dir)
     index = report_dir / RunLayout(Path()).report_index.name
     if not index.is_file():
-        raise FileNotFoundError(f"{index}: no report (run mdnworld report)")
+        raise MissingError(f"{index}: no report (run mdnworld report)")
     handler = functools.partial(_QuietHandler, directory=os.fspath(report_dir))
     return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
 
