@@ -81,7 +81,6 @@ def test_dream_env_resets_only_finished_dreams_and_respects_the_cap() -> None:
     assert total.tolist() == [3.0] * 6
 
 
-@pytest.mark.slow
 def test_dream_env_sampled_death_has_the_head_s_probability() -> None:
     """Death ~ Bernoulli(0.1) per step -> survival ~ geometric with mean 10."""
     env = DreamEnv(done_model(0.1), torch.randn(4, Z), n=4000, max_steps=2100, autoreset=False)
@@ -108,7 +107,6 @@ def action_matters_model(p_death: float = 0.1) -> MDNRNN:
     return m
 
 
-@pytest.mark.slow
 def test_cma_es_learns_to_survive_when_the_action_matters() -> None:
     """CMA-ES in the dream must learn to hold the action low (all-zero parameters: a = 0,
     p = 0.1 per step, ~10 steps survived)."""
@@ -123,7 +121,6 @@ def test_cma_es_learns_to_survive_when_the_action_matters() -> None:
     assert means[-1] > 3 * means[0], means
 
 
-@pytest.mark.slow
 def test_dropping_ended_dreams_changes_no_fitness() -> None:
     """dream_fitness drops ended dreams from the batch as it goes (DreamEnv.keep); every dream
     keeps its own random streams, so the fitnesses equal those of the full batch exactly."""

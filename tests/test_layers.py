@@ -11,7 +11,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mdnworld"
 MAX_LINES = 500
 
-# pure maths, files and settings: none of them may load the game (vizdoom) or a trainer
+# pure maths, files, settings and inference: none may load the game (vizdoom) or a trainer
 PURE_MODULES = (
     "mdnworld.errors",
     "mdnworld.config",
@@ -22,6 +22,8 @@ PURE_MODULES = (
     "mdnworld.models.vae",
     "mdnworld.models.mdnrnn",
     "mdnworld.models.controller",
+    "mdnworld.checkpoints",
+    "mdnworld.dreams",
 )
 
 # the only modules that may import mdnworld.train: the trainers themselves, the stages that

@@ -211,16 +211,15 @@ def test_stale_latents_and_short_episodes(trained, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_non_finite_latents_are_a_clear_error(trained, tmp_path: Path) -> None:
-    run, _, _ = trained
-    other = _copy_latents(run, tmp_path / "nan")
-    bad = latent_files(other)[1]
-    d = load_latents(bad)
-    d["logvar"][7, 3] = np.nan
-    write_npz(bad, d)
-    with pytest.raises(EpisodeFileError, match="'logvar' is not finite") as e:
-        load_rnn_data(other, _cfg())
-    assert str(bad) in str(e.value) and "frame 7" in str(e.value)
+@pytest.mark.parametrize(("key", "value"), [("logvar", np.nan), ("rewards", np.inf)])
+def test_non_finite_latents_are_a_clear_error(trained, tmp_path: Path, key, value) -> None:
+    bad = latent_files(_copy_latents(trained[0], tmp_path / "nan"))[1]
+    spoilt = load_latents(bad)
+    spoilt[key][7] = value
+    write_npz(bad, spoilt)
+    with pytest.raises(EpisodeFileError, match=rf"'{key}' is not finite \(first at frame 7\)") as e:
+        load_rnn_data(bad.parent.parent, _cfg())
+    assert str(bad) in str(e.value)
 
 
 def test_cli_reports_missing_latents(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

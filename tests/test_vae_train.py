@@ -15,7 +15,7 @@ from mdnworld.checkpoints import load_checkpoint, load_latents, load_vae, load_w
 from mdnworld.config import EncodeConfig, VAEConfig
 from mdnworld.data.episodes import episode_files, load_episode
 from mdnworld.data.frames import FrameStore, split_episodes
-from mdnworld.errors import CheckpointError
+from mdnworld.errors import CheckpointError, ConflictError
 from mdnworld.io import read_json
 from mdnworld.layout import RunLayout
 from mdnworld.models.vae import VAE, VAEArch, frames_to_tensor
@@ -156,5 +156,5 @@ def test_encode_refuses_latents_of_another_vae(trained: Path, tmp_path: Path) ->
         shutil.copytree(trained / d, other / d)
     (other / "latents" / episode_files(other)[0].name).unlink()
     train_vae(other, _cfg(epochs=3), **QUIET)  # continues training: different weights
-    with pytest.raises(ValueError, match="another VAE"):
+    with pytest.raises(ConflictError, match="another VAE"):
         encode_run(other, EncodeConfig(device="cpu"), **QUIET)

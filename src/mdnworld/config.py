@@ -142,7 +142,8 @@ class RNNConfig:
     reward_head: bool = False
     done_pos_weight: float = 0.0
     """Weight of death targets in the done head's binary cross-entropy; 0 = automatic: the
-    ratio by which overlapping windows under-count the death steps (~20; rnn.done_balance),
+    ratio by which overlapping windows under-count the death steps (~20;
+    data/sequences.done_balance),
     so that the head predicts the per-step probability of death."""
     standardise: bool = True
     """Feed and predict latents standardised per dim with the training mean and std, undone

@@ -16,7 +16,7 @@ the files named here, so each stage can be rerun, resumed or replaced alone::
       evaluate/    scores.json, best.mp4, worst.mp4                  evaluate
       report/      index.html and its assets                         report
 
-Weights are ``NAME.safetensors`` beside ``NAME.json`` (train/common.py's format). Only file
+Weights are ``NAME.safetensors`` beside ``NAME.json`` (checkpoints.py's format). Only file
 names and folders live here; what is inside a file is documented where it is written.
 """
 

@@ -62,6 +62,7 @@ from mdnworld.io import atomic_write_json, read_json
 from mdnworld.layout import RunLayout
 from mdnworld.logs import Logger
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch, StandardisedMDNRNN, mdn_loss, mdn_nll
+from mdnworld.records import rnn_meta
 from mdnworld.train.loop import Stopped, TrainLoop
 from mdnworld.train.rnn_data import RNNData, load_rnn_data
 
@@ -405,27 +406,20 @@ def _metrics(v: dict, t: dict, data: RNNData, epoch: int) -> dict[str, Any]:
     }
 
 
-def _stop_reason(meta: dict) -> str:
-    if meta["stopped_early"]:
-        return " (early)"
-    return " (time)" if meta.get("stopped_by_time") else ""
-
-
 def summary_lines(metas: list[dict]) -> list[str]:
     """A small table of finished models (from their model.json metas)."""
     lines = [
         "model  best/run epochs   NLL/dim val (baseline)   train (baseline)   pi entropy   "
         "component usage"
     ]
-    for m in metas:
-        x = m["metrics"]
-        usage = " ".join(f"{u:.2f}" for u in x["component_usage"])
+    for m in map(rnn_meta, metas):
+        x = m.metrics
+        usage = " ".join(f"{u:.2f}" for u in x.component_usage)
         lines.append(
-            f"{m['model_index']:>5}  {m['best_epoch']:>4}/{m['epochs_run']:<4}"
-            f"{_stop_reason(m):8}  "
-            f"{x['val_nll_per_dim']:8.4f} ({x['val_baseline_nll_per_dim']:8.4f})  "
-            f"{x['train_nll_per_dim']:8.4f} ({x['train_baseline_nll_per_dim']:8.4f})  "
-            f"{x['pi_entropy']:.3f}/{x['pi_entropy_max']:.3f}  {usage}"
+            f"{m.model_index:>5}  {m.best_epoch:>4}/{m.epochs_run:<4}{m.stop_reason:8}  "
+            f"{x.val_nll_per_dim:8.4f} ({x.val_baseline_nll_per_dim:8.4f})  "
+            f"{x.train_nll_per_dim:8.4f} ({x.train_baseline_nll_per_dim:8.4f})  "
+            f"{x.pi_entropy:.3f}/{x.pi_entropy_max:.3f}  {usage}"
         )
     return lines
 
