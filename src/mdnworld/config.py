@@ -143,8 +143,7 @@ class RNNConfig:
     done_pos_weight: float = 0.0
     """Weight of death targets in the done head's binary cross-entropy; 0 = automatic: the
     ratio by which overlapping windows under-count the death steps (~20;
-    data/sequences.done_balance),
-    so that the head predicts the per-step probability of death."""
+    data/sequences.done_balance), so that the head predicts the per-step probability of death."""
     standardise: bool = True
     """Feed and predict latents standardised per dim with the training mean and std, undone
     inside the model (its outputs are in the VAE's units). Without it, the sigma floor of the
