@@ -24,6 +24,12 @@ PURE_MODULES = (
     "mdnworld.models.controller",
     "mdnworld.checkpoints",
     "mdnworld.dreams",
+    "mdnworld.records",
+    "mdnworld.text",
+    "mdnworld.data.episodes",
+    "mdnworld.report",
+    "mdnworld.analysis.run",
+    "mdnworld.control.train",
 )
 
 # the only modules that may import mdnworld.train: the trainers themselves, the stages that
@@ -84,6 +90,50 @@ def test_only_trainers_stages_and_the_cli_import_train() -> None:
         "only train/, pipeline/stages and cli.py may import mdnworld.train; these do:\n"
         + "\n".join(offenders)
     )
+
+
+# docs/architecture.md's layers: a top-level module or package of src/mdnworld -> its rank. A
+# module may import its own package and anything of a lower rank, never above or sideways.
+LAYERS = {
+    "errors": 0, "text": 0, "reference": 0, "palette": 0, "procs": 0,
+    "io": 1, "config": 1, "device": 1, "records": 1,
+    "layout": 2, "logs": 2, "media": 2,
+    "stage_log": 3,
+    "env": 4, "models": 4,
+    "checkpoints": 5,
+    "data": 6, "dreams": 6, "report": 6, "shipped": 6,
+    "analysis": 7, "control": 7,
+    "results": 8,
+    "train": 9,
+    "pipeline": 10,
+    "cli": 11, "__main__": 12, "__init__": 0,
+}  # fmt: skip
+
+
+def _top(module: str) -> str | None:
+    """``mdnworld.report.sections.vae`` -> "report"; None outside the package."""
+    parts = module.split(".")
+    if parts[0] != "mdnworld":
+        return None
+    if len(parts) == 1 or parts[1] == "__version__":  # the package's own __init__
+        return "__init__"
+    return parts[1]
+
+
+def test_layers_only_point_down() -> None:
+    unknown, upward = set(), []
+    for rel, path in _modules():
+        own = rel.split("/")[0].removesuffix(".py")
+        unknown |= {own} - set(LAYERS)
+        for name in _imported(rel, ast.parse(path.read_text(), filename=str(path))):
+            top = _top(name)
+            if top is None or top == own or top == "__init__":
+                continue  # `from mdnworld import __version__` is a leaf
+            unknown |= {top} - set(LAYERS)
+            if top in LAYERS and own in LAYERS and LAYERS[top] >= LAYERS[own]:
+                upward.append(f"{rel} (layer {LAYERS[own]}) imports {name} (layer {LAYERS[top]})")
+    assert not unknown, f"modules missing from LAYERS (and docs/architecture.md): {unknown}"
+    assert not upward, "imports that point up or sideways:\n" + "\n".join(sorted(set(upward)))
 
 
 def test_no_module_is_longer_than_500_lines() -> None:

@@ -50,10 +50,15 @@ def _cfg(**kw) -> RNNConfig:
 
 
 @pytest.fixture(scope="module")
-def trained(encoded: Path) -> tuple[Path, dict, list[str]]:
+def trained(
+    encoded: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict, list[str]]:
+    """M trained on a copy of the shared ``encoded`` run (which other tests read as it is)."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    shutil.copytree(encoded, run)
     lines: list[str] = []
-    (meta,) = train_rnn(encoded, _cfg(), log=lines.append)
-    return encoded, meta, lines
+    (meta,) = train_rnn(run, _cfg(), log=lines.append)
+    return run, meta, lines
 
 
 @pytest.mark.slow

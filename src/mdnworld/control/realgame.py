@@ -17,17 +17,19 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NotRequired, TypedDict, TypeVar
+from typing import TYPE_CHECKING, NotRequired, TypedDict, TypeVar
 
 import numpy as np
 import torch
 
 from mdnworld.checkpoints import cached_mdnrnn, cached_vae
 from mdnworld.control.executors import ControllerJob
-from mdnworld.env.take_cover import TakeCoverEnv
 from mdnworld.models.controller import Controller, ControllerArch
 from mdnworld.models.mdnrnn import MDNRNN
 from mdnworld.models.vae import VAE, frames_to_tensor, tensor_to_frames
+
+if TYPE_CHECKING:  # the game loads on first use (cached_env), not on import
+    from mdnworld.env.take_cover import TakeCoverEnv
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +114,8 @@ def load_models(run_dir: Path | str, model_index: int) -> tuple[VAE, MDNRNN]:
 @functools.lru_cache(maxsize=1)
 def cached_env(max_steps: int) -> TakeCoverEnv:
     """One real game per (worker) process, kept between jobs (it holds no run data)."""
+    from mdnworld.env.take_cover import TakeCoverEnv
+
     return TakeCoverEnv(max_steps=max_steps)
 
 
