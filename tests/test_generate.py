@@ -56,6 +56,23 @@ def test_resume_refuses_other_content_settings(small_run: Path, tmp_path: Path) 
         generate(tmp_path, GenerateConfig(episodes=1, workers=1, base_seed=7), **QUIET)
 
 
+def test_resume_without_manifest_reads_seeds_from_the_files(
+    small_run: Path, tmp_path: Path
+) -> None:
+    """A kill can leave finished files and no manifest: the manifest is rebuilt from the files,
+    and a base_seed they do not hold is refused, naming the file."""
+    man = read_json(small_run / "episodes" / "manifest.json")
+    (tmp_path / "episodes").mkdir()
+    for p in episode_files(small_run):
+        (tmp_path / "episodes" / p.name).write_bytes(p.read_bytes())
+    with pytest.raises(GenerateError, match="holds seed 0, but episode 0 of base_seed 100") as e:
+        generate(tmp_path, GenerateConfig(episodes=4, base_seed=100), **QUIET)
+    assert "ep_000000.npz" in str(e.value)
+    summary = generate(tmp_path, GenerateConfig(episodes=4), **QUIET)
+    assert summary.skipped == 4 and summary.generated == 0
+    assert read_json(tmp_path / "episodes" / "manifest.json")["episodes"] == man["episodes"]
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "mdnworld.cli", *args]
 

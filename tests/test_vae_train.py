@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from mdnworld.checkpoints import load_checkpoint, load_latents, load_vae, load_weights
+from mdnworld.checkpoints import (
+    latent_info,
+    load_checkpoint,
+    load_latents,
+    load_vae,
+    load_weights,
+)
 from mdnworld.config import EncodeConfig, VAEConfig
 from mdnworld.data.episodes import episode_files, load_episode
 from mdnworld.data.frames import FrameStore, split_episodes
@@ -135,9 +141,11 @@ def test_mismatched_checkpoint_is_a_clear_error(trained: Path) -> None:
 def test_encode_is_deterministic_one_latent_per_frame(trained: Path, tmp_path: Path) -> None:
     files = RunLayout(trained).latent_files()
     assert [p.name for p in files] == [p.name for p in episode_files(trained)]
+    v_sha = read_json(trained / "vae" / "model.json")["sha256"]
     for lat, ep in zip(files, episode_files(trained), strict=True):
-        d = load_latents(lat, latent_dim=64)
+        d = load_latents(lat, latent_dim=64, vae_sha256=v_sha)
         e = load_episode(ep)
+        assert latent_info(lat) == (len(e), e.seed, v_sha)  # each file names the V that made it
         assert d["mu"].shape == (len(e), 64) and d["logvar"].dtype == np.float32
         assert np.array_equal(d["actions"], e.actions) and np.array_equal(d["dones"], e.dones)
     other = tmp_path / "again"

@@ -4,7 +4,8 @@ The layer between the pure models (models/) and everything that uses trained mod
 (dreams, analysis, control, report, shipped). Trainers save through it too, so the file
 format lives in one place.
 
-Weights are two files written atomically, tensors first::
+Weights are two files, replaced as one unit (``io.write_pair``: killed at any instant, the
+writer leaves the old pair or the new one, never a mix)::
 
     NAME.safetensors   tensors (a checkpoint: model weights "model.*" and optimizer tensors
                        "optim.<param>.<key>")
@@ -17,13 +18,12 @@ No pickle anywhere: safetensors holds only tensors, JSON holds the rest.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from safetensors.torch import save as st_save
 from torch import Tensor
 
 from mdnworld.errors import CheckpointError, ConfigError, DataError, EpisodeFileError, MissingError
-from mdnworld.io import atomic_open, atomic_write_json, read_json, write_npz
+from mdnworld.io import NpzReader, open_npz, read_json, read_pair, write_npz, write_pair
 from mdnworld.layout import RunLayout, episode_index
 from mdnworld.models.mdnrnn import MDNRNNArch, StandardisedMDNRNN
 from mdnworld.models.vae import VAE, VAEArch
@@ -46,33 +46,24 @@ T = TypeVar("T")
 # --- weights files ---
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def save_weights(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Write ``path`` (.safetensors) and ``path.with_suffix('.json')`` (meta + checksum)."""
+    """Write ``path`` (.safetensors) and ``path.with_suffix('.json')`` (meta + checksum) as
+    one unit (``io.write_pair``): a kill at any instant leaves the previous pair or this one."""
     data = st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
-    with atomic_open(path, "wb") as f:
-        f.write(data)
-    atomic_write_json(path.with_suffix(".json"), {**meta, "sha256": _sha256(data)})
+    write_pair(path, data, meta)
 
 
 def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a pair written by ``save_weights``; checks the checksum. Tensors on the CPU."""
-    meta_path = path.with_suffix(".json")
+    """Read a pair written by ``save_weights``; checks the checksum (a save killed after its
+    JSON is read from its pending file, ``io.read_pair``). Tensors on the CPU."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file not found") from None
-    try:
-        meta = read_json(meta_path)
+        data, meta = read_pair(path)
     except (FileNotFoundError, ValueError) as e:
         raise CheckpointError(str(e)) from None
-    if not isinstance(meta, dict) or meta.get("sha256") != _sha256(data):
+    if data is None or not isinstance(meta, dict):
         raise CheckpointError(
-            f"{path}: checksum does not match {meta_path.name} (corrupt, truncated, or the two "
-            "files come from different saves)"
+            f"{path}: checksum does not match {path.with_suffix('.json').name} (corrupt, "
+            "truncated, or the two files come from different saves)"
         )
     try:
         tensors = st_load(data)
@@ -127,17 +118,19 @@ def load_checkpoint(
     tensors, info = load_weights(path)
     if info.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: unknown checkpoint format {info.get('format')!r}")
+    if not isinstance(info.get("meta"), dict):
+        raise CheckpointError(f"{path}: its .json has no 'meta' table")
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     load_state_strict(model, model_state, path)
     if optimizer is not None:
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for k, v in tensors.items():
-            if k.startswith("optim."):
-                _, pid, key = k.split(".", 2)
-                state.setdefault(int(pid), {})[key] = v
         try:
+            state: dict[int, dict[str, torch.Tensor]] = {}
+            for k, v in tensors.items():
+                if k.startswith("optim."):
+                    _, pid, key = k.split(".", 2)
+                    state.setdefault(int(pid), {})[key] = v
             optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
-        except (KeyError, ValueError) as e:
+        except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(f"{path}: optimizer state does not match ({e})") from None
     return info["meta"]
 
@@ -205,36 +198,75 @@ def load_mdnrnn(
 
 # --- latents ---
 
+LATENT_ARRAYS = ("mu", "logvar", "actions", "rewards", "dones", "seed")
+LATENT_DTYPES = ("f4", "f4", "f4", "f4", "?", "i8")
 
-def load_latents(path: Path | str, latent_dim: int | None = None) -> dict[str, np.ndarray]:
-    """One encoded episode, validated (shapes, dtypes, lengths). Errors name the file."""
+
+class LatentInfo(NamedTuple):
+    length: int
+    seed: int
+    vae_sha256: str | None  # the V that made it; None: an old file (see train/encode.py)
+
+
+def _latent_vae(z: NpzReader) -> str | None:
+    if "vae_sha256" not in z.headers:
+        return None
+    h = z.headers["vae_sha256"]
+    if h.dtype.kind != "U" or h.shape != ():
+        raise EpisodeFileError(z.path, f"'vae_sha256' is {h.dtype} {h.shape}, not one string")
+    return str(z.array("vae_sha256")[()])
+
+
+def _latent_header(z: NpzReader) -> int:
+    """Every array's header checked (present, dtype, shape, C order); -> T."""
+    z.require(LATENT_ARRAYS)
+    h = z.headers
+    t, zdim = h["mu"].shape if len(h["mu"].shape) == 2 else (0, 0)
+    shapes = [(t, zdim), (t, zdim), (t, 1), (t,), (t,), ()]
+    for key, shape, dtype in zip(LATENT_ARRAYS, shapes, LATENT_DTYPES, strict=True):
+        if t < 1 or h[key].shape != shape:
+            raise EpisodeFileError(z.path, f"'{key}' has shape {h[key].shape}, expected {shape}")
+        if h[key].dtype != np.dtype(dtype) or h[key].fortran_order:
+            raise EpisodeFileError(
+                z.path, f"'{key}' is {h[key].dtype}, expected {np.dtype(dtype)} in C order"
+            )
+    return t
+
+
+def latent_info(path: Path | str) -> LatentInfo:
+    """Length, seed and maker of a latent file, its headers checked, without reading mu."""
+    with open_npz(path) as z:
+        return LatentInfo(_latent_header(z), int(z.array("seed")), _latent_vae(z))
+
+
+def load_latents(
+    path: Path | str, latent_dim: int | None = None, vae_sha256: str | None = None
+) -> dict[str, np.ndarray]:
+    """One encoded episode, validated (shapes, dtypes, lengths; errors name the file), and
+    refused if it records another V than ``vae_sha256``. A file that records no V (written
+    before latents did) is accepted: pass the V of a manifest that vouches for it."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            d = {k: z[k] for k in ("mu", "logvar", "actions", "rewards", "dones", "seed")}
-    except (KeyError, OSError, ValueError, EOFError) as e:
-        raise EpisodeFileError(path, f"not a valid latent file ({e})") from None
-    t, zdim = d["mu"].shape if d["mu"].ndim == 2 else (-1, -1)
-    expected = {
-        "mu": (t, zdim),
-        "logvar": (t, zdim),
-        "actions": (t, 1),
-        "rewards": (t,),
-        "dones": (t,),
-    }
-    for key, shape in expected.items():
-        if t < 1 or d[key].shape != shape:
-            raise EpisodeFileError(path, f"'{key}' has shape {d[key].shape}, expected {shape}")
-    if d["mu"].dtype != np.float32 or d["logvar"].dtype != np.float32:
-        raise EpisodeFileError(path, "mu/logvar must be float32")
+    with open_npz(path) as z:
+        _latent_header(z)
+        d = {k: z.array(k) for k in LATENT_ARRAYS}
+        made_by = _latent_vae(z)
+    if vae_sha256 and made_by is not None and made_by != vae_sha256:
+        raise EpisodeFileError(
+            path,
+            f"made by another V ({made_by[:12]}...) than the run's ({vae_sha256[:12]}...); "
+            "delete it and run `mdnworld encode` to encode it again",
+        )
+    zdim = d["mu"].shape[1]
     if latent_dim is not None and zdim != latent_dim:
         raise EpisodeFileError(path, f"latent size {zdim}, expected {latent_dim}")
     return d
 
 
-def read_latent_manifest(run_dir: Path | str, latent_dim: int = 0) -> dict[str, Any]:
-    """``latents/manifest.json``, checked against ``latent_dim`` (0: any) and the run's
-    current V."""
+def read_latent_manifest(
+    run_dir: Path | str, latent_dim: int = 0, check_vae: bool = True
+) -> dict[str, Any]:
+    """``latents/manifest.json``, checked: its ``latent_dim`` against ``latent_dim`` (0: any)
+    and (``check_vae``) its ``vae_sha256`` against the run's current V."""
     run = RunLayout(run_dir)
     path = run.latent_manifest
     if not path.exists():
@@ -242,20 +274,24 @@ def read_latent_manifest(run_dir: Path | str, latent_dim: int = 0) -> dict[str, 
     man = read_meta(path, "the latents' manifest")
     if not isinstance(man.get("latent_dim"), int) or man["latent_dim"] < 1:
         raise DataError(f"{path}: no valid 'latent_dim' ({man.get('latent_dim')!r})")
+    sha = man.get("vae_sha256")
+    if not isinstance(sha, str) or len(sha) != 64 or sha.strip("0123456789abcdef"):
+        raise DataError(f"{path}: no valid 'vae_sha256' ({sha!r}); delete it and run encode")
     if latent_dim and latent_dim != man["latent_dim"]:
         raise DataError(
             f"{path}: the latents have size {man['latent_dim']}, the config asks for "
             f"rnn.latent_dim = {latent_dim} (set it to 0 to follow the latents)"
         )
     vae_json = run.vae_meta
-    if vae_json.exists():
+    if check_vae and vae_json.exists():
         vae = read_meta(vae_json, "V's meta")
-        if vae.get("sha256") != man.get("vae_sha256"):
+        if vae.get("sha256") != sha:
             raise DataError(
                 f"{path}: the latents were made by another VAE than {run.vae_model}; run "
                 "`mdnworld encode` again (into a fresh latents/)"
             )
-        vae_z = (vae.get("arch") or {}).get("latent_dim", man["latent_dim"])
+        arch = vae.get("arch") if isinstance(vae.get("arch"), dict) else {}
+        vae_z = arch.get("latent_dim", man["latent_dim"])
         if vae_z != man["latent_dim"]:
             raise DataError(f"{path}: latent_dim {man['latent_dim']} but {vae_json} has {vae_z}")
     return man

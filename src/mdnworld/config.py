@@ -9,8 +9,9 @@ A config file has one table per stage plus a top-level ``run_dir``::
 Command-line overrides come either as a stage's own flags (``mdnworld generate --episodes 5``)
 or as ``--set generate.episodes=5`` (any stage, any field). Unknown tables or keys are errors,
 so a typo never silently falls back to a default. Every value is checked as it is read: a
-string option is a ``Literal`` of its allowed values, and the numeric fields in ``RULES`` have
-a range; the ``ConfigError`` names the file or override, the key and what is allowed.
+string option is a ``Literal`` of its allowed values, a float is finite (no nan, no inf), and
+the numeric fields in ``RULES`` have a range; the ``ConfigError`` names the file or override,
+the key and what is allowed.
 
 The string literal after each field is its documentation; ``field_docs`` reads it for the
 command line's ``--help``.
@@ -22,6 +23,7 @@ import ast
 import dataclasses
 import functools
 import inspect
+import math
 import os
 import textwrap
 import tomllib
@@ -331,10 +333,6 @@ STAGES: tuple[str, ...] = tuple(
 )
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
     """Each field's documentation: the string literal right after it in the class body (read
@@ -378,12 +376,12 @@ _AT_LEAST_1: tuple[str, Callable[[Any], bool]] = (">= 1", lambda v: v >= 1)
 _AT_LEAST_0: tuple[str, Callable[[Any], bool]] = (">= 0", lambda v: v >= 0)
 RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     **dict.fromkeys(
-        ("epochs", "batch_size", "seq_len", "skip_ahead", "max_steps", "rollouts",
+        ("epochs", "batch_size", "seq_len", "skip_ahead", "max_steps", "rollouts", "episodes",
          "generations", "dream_chunks", "hidden", "n_components", "fps", "scale"),
         _AT_LEAST_1,
     ),
     **dict.fromkeys(
-        ("episodes", "episode", "eval_episodes", "workers", "threads", "prefetch", "retries",
+        ("episode", "eval_episodes", "workers", "threads", "prefetch", "retries",
          "patience", "max_minutes", "grad_clip", "free_bits", "checkpoint_minutes",
          "eval_every", "model_index", "models", "tau_sigma"),
         _AT_LEAST_0,
@@ -430,9 +428,12 @@ def coerce(value: Any, typ: Any, where: str) -> Any:
         if typ is int and isinstance(value, bool | float) and not float(value).is_integer():
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         try:
-            return typ(value)
+            out = typ(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected {typ.__name__}, got {value!r}") from None
+        if typ is float and not math.isfinite(out):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return out
     raise ConfigError(f"{where}: unsupported field type {typ!r}")
 
 
@@ -446,7 +447,7 @@ def check(key: str, value: Any, where: str) -> None:
 def _apply(obj: Any, values: dict[str, Any], source: str, prefix: str = "") -> None:
     """Set ``values`` (a TOML table) on the config dataclass ``obj``; errors name ``source``
     (a file, an override) and the dotted key."""
-    hints = _field_types(type(obj))
+    hints = typing.get_type_hints(type(obj))
     for key, value in values.items():
         name = prefix + key
         if key not in hints:
@@ -475,7 +476,7 @@ def load_config(
             data = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"{path}: config file not found") from None
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: not valid TOML ({e})") from None
         _apply(cfg, data, str(path))
     for item in overrides or []:

@@ -7,18 +7,22 @@ leaves a half-written file under the final name.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
+import struct
 import tempfile
+import tokenize
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from mdnworld.errors import DataError, LockedError, MissingError
+from mdnworld.errors import DataError, EpisodeFileError, LockedError, MissingError
 
 
 def _umask() -> int:
@@ -98,6 +102,221 @@ def write_npz(path: Path | str, arrays: dict[str, np.ndarray], fsync: bool = Tru
                 np.lib.format.write_array(member, np.asarray(arr), allow_pickle=False)
 
 
+# --- reading .npz files with errors that name the file ---
+
+
+@dataclasses.dataclass(frozen=True)
+class NpyHeader:
+    """One array of an ``.npz`` as its header describes it (none of its data read)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    offset: int
+    """Byte offset of the array's data in the file; -1 for a compressed member."""
+
+
+CORRUPT = (
+    zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error, zlib.error, SyntaxError,
+    tokenize.TokenError, RuntimeError, NotImplementedError, OverflowError, KeyError, TypeError,
+)  # fmt: skip
+"""What zipfile and numpy's header parser raise on damaged bytes (encrypted or unsupported
+flags, a header that is not a dict literal, bad CRC, ...): always the file's fault."""
+
+
+class NpzReader:
+    """An ``.npz`` opened for checked reading (``with open_npz(path) as z``): ``z.headers``
+    (every array's shape, dtype, order and data offset, read without the data) and
+    ``z.array(name)``. Every problem (missing, empty, all zero bytes, truncated, not a zip,
+    pickled objects, a header that does not match the data) raises ``EpisodeFileError``
+    naming the file; nothing is ever unpickled."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except FileNotFoundError:
+            raise EpisodeFileError(self.path, "file not found") from None
+        except CORRUPT as e:
+            raise EpisodeFileError(self.path, _not_a_zip(self.path, e)) from None
+        try:
+            with open(self.path, "rb") as raw:
+                size = os.fstat(raw.fileno()).st_size
+                self.headers = {
+                    info.filename[:-4]: self._header(info, raw, size)
+                    for info in self._zip.infolist()
+                    if info.filename.endswith(".npy")
+                }
+        except BaseException as e:
+            self._zip.close()
+            if isinstance(e, CORRUPT):
+                reason = f"truncated or corrupt .npz ({type(e).__name__}: {e})"
+                raise EpisodeFileError(self.path, reason) from None
+            raise
+
+    def _header(self, info: zipfile.ZipInfo, raw: IO[bytes], size: int) -> NpyHeader:
+        name = info.filename[:-4]
+        fmt = np.lib.format
+        with self._zip.open(info) as member:
+            read = {(1, 0): fmt.read_array_header_1_0}.get(fmt.read_magic(member))
+            shape, fortran, dtype = (read or fmt.read_array_header_2_0)(member)
+            header_len = member.tell()
+        if dtype.hasobject:
+            raise EpisodeFileError(
+                self.path, f"array '{name}' holds Python objects (pickled data); refused"
+            )
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if info.file_size != header_len + nbytes:
+            raise EpisodeFileError(
+                self.path,
+                f"array '{name}' holds {info.file_size - header_len} bytes of data, its header "
+                f"says {dtype} {tuple(shape)} ({nbytes} bytes): truncated or corrupt",
+            )
+        offset = -1
+        if info.compress_type == zipfile.ZIP_STORED:
+            raw.seek(info.header_offset)
+            name_len, extra_len = struct.unpack("<HH", raw.read(30)[26:30])
+            offset = info.header_offset + 30 + name_len + extra_len + header_len
+            if offset + nbytes > size:
+                raise EpisodeFileError(self.path, f"array '{name}' ends past the end of the file")
+        return NpyHeader(tuple(shape), dtype, bool(fortran), offset)
+
+    def require(self, names: Iterable[str]) -> None:
+        missing = set(names) - set(self.headers)
+        if missing:
+            raise EpisodeFileError(self.path, f"missing arrays {sorted(missing)}")
+
+    def array(self, name: str) -> np.ndarray:
+        self.require([name])
+        try:
+            with self._zip.open(f"{name}.npy") as member:
+                return np.lib.format.read_array(member, allow_pickle=False)
+        except CORRUPT as e:
+            reason = f"array '{name}' is truncated or corrupt ({type(e).__name__}: {e})"
+            raise EpisodeFileError(self.path, reason) from None
+
+    def close(self) -> None:
+        self._zip.close()
+
+    def __enter__(self) -> NpzReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_npz(path: Path | str) -> NpzReader:
+    """``with open_npz(path) as z: z.headers, z.array("frames")``; see ``NpzReader``."""
+    return NpzReader(path)
+
+
+def _not_a_zip(path: Path, error: Exception) -> str:
+    """Why ``path`` is not a zip, in words: empty and zeroed files are what a crash leaves."""
+    try:
+        size, zero = path.stat().st_size, True
+        with open(path, "rb") as f:
+            while zero and (chunk := f.read(1 << 20)):
+                zero = not chunk.strip(b"\0")
+    except OSError as e:
+        return f"cannot be read ({e})"
+    if size == 0 or zero:
+        what = "empty (0 bytes)" if size == 0 else f"all zero bytes ({size} bytes)"
+        return f"{what}, as a crash or power cut can leave a file; delete it and run again"
+    return f"truncated or not an .npz (zip) file ({error})"
+
+
+# --- a data file and its JSON, replaced as one unit ---
+
+PENDING = ".pending"
+
+
+def pending_path(path: str | os.PathLike) -> Path:
+    """Where ``write_pair`` keeps the new bytes of ``path`` until the JSON names them."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{PENDING}")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _named_sha256(path: Path) -> str | None:
+    """The checksum that ``path``'s JSON names; None if it has none or cannot be read."""
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("sha256") if isinstance(meta, dict) else None
+
+
+def settle_pair(path: str | os.PathLike) -> bool:
+    """Finish a ``write_pair`` of ``path`` that a kill interrupted: a pending file whose
+    checksum the JSON names replaces ``path`` (that write had committed), any other pending
+    file is deleted (it had not; returns True)."""
+    path, pending = Path(path), pending_path(path)
+    try:
+        data = pending.read_bytes()
+    except FileNotFoundError:
+        return False
+    if _named_sha256(path) == _sha256(data):
+        os.replace(pending, path)
+        return False
+    pending.unlink(missing_ok=True)
+    return True
+
+
+def write_pair(path: str | os.PathLike, data: bytes, meta: dict[str, Any]) -> None:
+    """Write ``data`` as ``path`` and ``{**meta, "sha256": <its checksum>}`` as
+    ``path.with_suffix('.json')``, the two as one unit: whenever the writer is killed, the
+    pair ``read_pair`` finds is the old one or the new one, never a mix.
+
+    Three atomic renames: the new bytes to a pending file beside ``path`` (``.NAME.pending``),
+    then the JSON (the commit: it names the new checksum), then the pending file onto
+    ``path``. Killed before the JSON, the old pair stands (the stale pending file is deleted
+    by the next write or ``remove_stale_temps``); killed after it, ``read_pair`` takes the
+    pending file, and the next write or ``remove_stale_temps`` finishes the rename. A first
+    write (neither file there) writes ``path`` first, then the JSON: until the JSON exists,
+    nothing was saved.
+    """
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    settle_pair(path)
+    record = {**meta, "sha256": _sha256(data)}
+    if not path.exists() and not meta_path.exists():
+        with atomic_open(path, "wb") as f:
+            f.write(data)
+        atomic_write_json(meta_path, record)
+        return
+    pending = pending_path(path)
+    with atomic_open(pending, "wb") as f:
+        f.write(data)
+    atomic_write_json(meta_path, record)
+    os.replace(pending, path)
+
+
+def read_pair(path: str | os.PathLike) -> tuple[bytes | None, Any]:
+    """What ``write_pair`` wrote: (the bytes whose checksum the JSON names, the JSON). The
+    bytes come from ``path`` or, after a write killed between its last two renames, from the
+    pending file; None when neither matches (a corrupt or mismatched pair). Raises
+    ``MissingError`` when both are missing, and ``read_json``'s errors for the JSON."""
+    path = Path(path)
+    for _ in range(3):  # a write_pair in another process may commit between our reads
+        meta = read_json(path.with_suffix(".json"))
+        named = meta.get("sha256") if isinstance(meta, dict) else None
+        found = False
+        for candidate in (path, pending_path(path)):
+            try:
+                data = candidate.read_bytes()
+            except FileNotFoundError:
+                continue
+            found = True
+            if named == _sha256(data):
+                return data, meta
+    if not found:
+        raise MissingError(f"{path}: file not found")
+    return None, meta
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file; a missing or malformed file raises an error that names it."""
     path = Path(path)
@@ -110,8 +329,12 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> int:
-    """Delete temp files left in ``folder`` by a killed writer; returns how many."""
+    """Delete temp files left in ``folder`` by a killed writer, and finish (or undo) each
+    ``write_pair`` that a kill interrupted there; returns how many files it removed. Call it
+    at a stage's start, on the folders that stage alone writes."""
     n = 0
+    for p in Path(folder).glob(f".*{PENDING}"):
+        n += settle_pair(p.with_name(p.name[1 : -len(PENDING)]))
     for p in [*Path(folder).glob(".*.tmp"), *Path(folder).glob(".*.tmp.*")]:
         with contextlib.suppress(FileNotFoundError):
             p.unlink()

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mdnworld.errors import ConfigError
+from mdnworld.errors import ConfigError, DataError
 from mdnworld.io import read_json
 
 EPISODE_RE = re.compile(r"^ep_(\d{6,})\.npz$")
@@ -78,6 +78,22 @@ def _indices(folder: Path, pattern: re.Pattern[str]) -> list[int]:
     return sorted(int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name)))
 
 
+def within(root: Path, path: object, source: str, base: Path | None = None) -> Path:
+    """``base / path`` (``base``: ``root`` by default) for a path read from a file, checked:
+    a DataError naming ``source`` (the file and key it came from) unless it is a relative path
+    whose real location (``..`` and symlinks resolved) is inside ``root``. The result is under
+    ``root`` as given (not made absolute), with ``..`` and symlinks taken out."""
+    if not isinstance(path, str) or not path or "\0" in path or Path(path).is_absolute():
+        raise DataError(f"{source}: {path!r} is not a relative path inside {root}")
+    try:
+        real_root, real = root.resolve(), ((base or root) / path).resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop
+        raise DataError(f"{source}: {path!r} cannot be resolved ({e})") from None
+    if not real.is_relative_to(real_root):
+        raise DataError(f"{source}: {path!r} leads out of {root} (to {real})")
+    return root / real.relative_to(real_root)
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """Paths of one run directory. ``RunLayout(run_dir).vae_model`` etc.; creates nothing."""
@@ -99,6 +115,13 @@ class RunLayout:
     def rel(self, path: Path) -> str:
         """``path`` relative to the run directory, with forward slashes."""
         return path.relative_to(self.root).as_posix()
+
+    def inside(self, path: object, source: str, base: Path | None = None) -> Path:
+        """A run-directory path read from one of the run's files (relative to ``base``, a
+        folder of the run; the run directory by default), refused with a DataError naming
+        ``source`` when it leaves the run (``layout.within``). Every path a reader takes from
+        a file's contents goes through here."""
+        return within(self.root, path, source, base)
 
     # --- step 1: episodes (data/generate.py, data/episodes.py) ------------------------------
     @property

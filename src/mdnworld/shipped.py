@@ -24,7 +24,7 @@ import torch
 from mdnworld.checkpoints import STARTS_FILE, StartBank, load_weights, save_weights
 from mdnworld.errors import CheckpointError, ConflictError, MissingError
 from mdnworld.io import atomic_write_json, read_json, sha256_file
-from mdnworld.layout import RunLayout, model_index
+from mdnworld.layout import RunLayout, model_index, within
 
 FORMAT = "mdnworld.shipped/1"
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "results" / "paper" / "models"
@@ -75,20 +75,44 @@ def export_models(
     return manifest
 
 
+def read_manifest(models_dir: Path) -> dict[str, Any]:
+    """``MANIFEST.json`` of a shipped folder, checked: its format, ``models`` (model_<i>
+    names), ``files`` (relative path -> sha256, every one inside the folder, V, each M, the
+    split and the start latents among them) and every file's checksum. A CheckpointError (or
+    DataError) naming it otherwise."""
+    path = models_dir / "MANIFEST.json"
+    if not path.exists():
+        raise MissingError(f"{path}: no shipped models there")
+    man = read_json(path)
+    if not isinstance(man, dict) or man.get("format") != FORMAT:
+        got = man.get("format") if isinstance(man, dict) else f"a JSON {type(man).__name__}"
+        raise CheckpointError(f"{path}: format {got!r}, expected an object of format {FORMAT}")
+    files, models = man.get("files"), man.get("models")
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise CheckpointError(f"{path}: 'files' is not an object of file -> sha256")
+    if not isinstance(models, list) or not models:
+        raise CheckpointError(f"{path}: 'models' is not a list of model_<i> names")
+    try:
+        for name in models:
+            model_index(name)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: key 'models': {e}") from None
+    names = {f"rnn/{m}.{ext}" for m in models for ext in ("safetensors", "json")}
+    missing = {"vae.safetensors", "vae.json", "split.json", STARTS_FILE, *names} - set(files)
+    if missing:
+        raise CheckpointError(f"{path}: 'files' does not list {sorted(missing)}")
+    for rel, sha in files.items():
+        file = within(models_dir, rel, f"{path}: key 'files'")
+        if not file.is_file() or sha256_file(file) != sha:
+            raise CheckpointError(f"{file}: missing or its checksum differs from {path.name}")
+    return man
+
+
 def init_from_shipped(
     run_dir: Path, models_dir: Path = DEFAULT_DIR, log: Callable[[str], None] = print
 ) -> None:
     run_dir, models_dir = Path(run_dir), Path(models_dir)
-    man_path = models_dir / "MANIFEST.json"
-    if not man_path.exists():
-        raise MissingError(f"{man_path}: no shipped models there")
-    manifest = read_json(man_path)
-    if manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{man_path}: format {manifest.get('format')!r}, expected {FORMAT}")
-    for rel, sha in manifest["files"].items():
-        path = models_dir / rel
-        if not path.exists() or sha256_file(path) != sha:
-            raise CheckpointError(f"{path}: missing or its checksum differs from {man_path.name}")
+    manifest = read_manifest(models_dir)
     run = RunLayout(run_dir)
     for existing in (run.vae_meta, run.rnn_dir):
         if existing.exists():

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,7 +54,7 @@ from mdnworld.control.realgame import PlayJob, play_job, seed_jobs
 from mdnworld.device import resolve_device, set_threads
 from mdnworld.dreams import DreamEnv
 from mdnworld.errors import CheckpointError, ConfigError
-from mdnworld.io import exclusive_lock, write_npz
+from mdnworld.io import exclusive_lock, remove_stale_temps, write_npz
 from mdnworld.layout import RunLayout
 from mdnworld.logs import Logger
 from mdnworld.models.controller import ControllerArch, PopulationController
@@ -301,28 +302,55 @@ def _save_state(path: Path, es: CMAES, best: dict[str, Any], cfg: ControllerConf
     write_npz(path, {**arrays, "meta": np.array(json.dumps(meta))})
 
 
-def _load_state(
-    path: Path, cfg: ControllerConfig, n: int, log: Callable[[str], None] = print
-) -> tuple[CMAES, dict[str, Any]]:
+def _number(x: Any, positive: bool = False) -> bool:
+    ok = isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+    return ok and (x > 0 or not positive)
+
+
+def _read_state(path: Path, cfg: ControllerConfig, n: int) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and meta of a saved CMA-ES state, checked against its format and this run
+    (settings, popsize, ``n`` parameters); a CheckpointError naming the file and the key."""
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-        fitness, best_params = arrays["fitness"], arrays["best_params"]
         meta = json.loads(str(arrays["meta"]))
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{path}: not a readable CMA-ES state ({e})") from None
-    if meta.get("format") not in READABLE_FORMATS:
-        raise CheckpointError(f"{path}: format {meta.get('format')!r}, expected {CMAES_FORMAT}")
-    now = {k: to_dict(cfg)[k] for k in SETTINGS}
-    if meta["settings"] != now:
-        diff = {
-            k: (meta["settings"].get(k), v) for k, v in now.items() if meta["settings"].get(k) != v
-        }
+    except Exception as e:  # numpy, zipfile and json raise a dozen kinds on a damaged file
+        raise CheckpointError(f"{path}: not a readable CMA-ES state ({e!r})") from None
+    if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{path}: 'meta' has format {got!r}, expected {CMAES_FORMAT}")
+    saved, now = meta.get("settings"), {k: to_dict(cfg)[k] for k in SETTINGS}
+    saved = saved if isinstance(saved, dict) else {}
+    if saved != now:
+        diff = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
         raise CheckpointError(f"{path}: saved with other settings {diff} (saved, now)")
-    shapes = [fitness.shape[1:] == (cfg.popsize,), best_params.shape == (n,)]
-    shapes += [arrays[k].shape == (n,) for k in ("mean", "restart_mean") if k in arrays]
-    if not all(shapes):
-        raise CheckpointError(f"{path}: arrays do not match popsize {cfg.popsize} / {n} params")
+    want = {"fitness": (2, cfg.popsize), "best_params": (1, n), "mean": (1, n),
+            "restart_mean": (1, n)}  # fmt: skip
+    for key, (ndim, last) in want.items():
+        a = arrays.get(key, None if key in ("mean", "restart_mean") else np.array(None))
+        if a is not None and (a.dtype.kind not in "fiu" or a.ndim != ndim
+                              or a.shape[-1] != last or not np.isfinite(a).all()):  # fmt: skip
+            raise CheckpointError(f"{path}: array {key!r} is not {ndim}-D finite numbers of size "
+                                  f"{last} (popsize {cfg.popsize}, {n} parameters)")  # fmt: skip
+    G, checks, r, g_best = (len(arrays["fitness"]), meta.get("mean_checks"), meta.get("restart"),
+                            meta.get("best_generation"))  # fmt: skip
+    if not (isinstance(checks, list) and len(checks) == G and all(map(_number, checks))):
+        raise CheckpointError(f"{path}: 'meta.mean_checks' is not a list of {G} numbers")
+    if not (_number(meta.get("best_fitness")) and isinstance(g_best, int) and 0 <= g_best <= G
+            and ("mean" not in arrays or _number(meta.get("sigma"), positive=True))):  # fmt: skip
+        raise CheckpointError(f"{path}: 'meta.best_fitness', 'best_generation' or 'sigma' invalid")
+    if r is not None and not (
+        isinstance(r, dict) and "restart_mean" in arrays and _number(r.get("sigma"), True)
+        and isinstance(r.get("generation"), int) and 0 <= r["generation"] <= G):  # fmt: skip
+        raise CheckpointError(f"{path}: 'meta.restart' is not a valid restart point")
+    return arrays, meta
+
+
+def _load_state(
+    path: Path, cfg: ControllerConfig, n: int, log: Callable[[str], None] = print
+) -> tuple[CMAES, dict[str, Any]]:
+    arrays, meta = _read_state(path, cfg, n)
+    fitness, best_params = arrays["fitness"].astype(np.float64), arrays["best_params"]
     checks = meta["mean_checks"]
 
     def restart_at(g: int, mean: np.ndarray, sigma: float) -> CMAES:
@@ -336,8 +364,8 @@ def _load_state(
         g = len(fitness)
         if "mean" not in arrays:
             raise CheckpointError(
-                f"{path}: replaying CMA-ES diverged (saved with numpy "
-                f"{meta.get('numpy', '?')}, pycma {meta['pycma']}; here numpy {np.__version__}, "
+                f"{path}: replaying CMA-ES diverged (saved with numpy {meta.get('numpy', '?')}, "
+                f"pycma {meta.get('pycma', '?')}; here numpy {np.__version__}, "
                 f"pycma {cma.__version__}) and this older format has no saved mean to restart "
                 "from; move the folder away to start afresh"
             )
@@ -383,6 +411,7 @@ def _train_controller(
     log: Callable[[str], None],
     stop_after_generations: int | None,
 ) -> dict[str, Any]:
+    remove_stale_temps(run.controller_dir)  # what a killed run left
     set_threads(cfg.threads)
     device = str(resolve_device(cfg.device))
     model, starts = dream_inputs(run.root, cfg.model_index, device)
@@ -457,12 +486,13 @@ def _generation(
 def _save_generation(
     run: RunLayout, cfg: ControllerConfig, es: CMAES, best: dict[str, Any], arch: ControllerArch
 ) -> None:
-    """After every generation: the CMA-ES state, then the controller (the mean) and the best
-    dream candidate."""
-    _save_state(run.controller_state, es, best, cfg)
+    """After every generation: the controller (the mean) and the best dream candidate, then
+    the CMA-ES state, last: it is where a run resumes, so a kill before it redoes this
+    generation (and rewrites both weights) instead of leaving them a generation behind."""
     meta = {"generation": es.generation, "model_index": cfg.model_index, "config": to_dict(cfg)}
     _save_controller(run.controller_weights("mean"), es.mean, arch,
                      {**meta, "what": "CMA-ES mean"})  # fmt: skip
     _save_controller(run.controller_weights("best"), best["params"], arch,
                      {**meta, "what": "best dream candidate", **{
                          k: best[k] for k in ("fitness", "generation")}})  # fmt: skip
+    _save_state(run.controller_state, es, best, cfg)

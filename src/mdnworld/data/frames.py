@@ -8,14 +8,13 @@ its file. ``FrameStore`` finds where, once, and then reads any frame with one ``
 from __future__ import annotations
 
 import os
-import struct
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from mdnworld.env.preprocess import FRAME_SHAPE
 from mdnworld.errors import EpisodeFileError
+from mdnworld.io import open_npz
 
 FRAME_BYTES = int(np.prod(FRAME_SHAPE))
 
@@ -37,28 +36,21 @@ def split_episodes(
 
 
 def _frames_offset(path: Path) -> tuple[int, int]:
-    """(byte offset of frames[0], number of frames) inside an uncompressed episode .npz."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            info = zf.getinfo("frames.npy")
-        if info.compress_type != zipfile.ZIP_STORED:
-            raise EpisodeFileError(path, "frames are compressed; expected a stored (raw) member")
-        with open(path, "rb") as f:
-            f.seek(info.header_offset)
-            header = f.read(30)
-            name_len, extra_len = struct.unpack("<HH", header[26:30])
-            f.seek(info.header_offset + 30 + name_len + extra_len)
-            fmt = np.lib.format
-            read_header = {(1, 0): fmt.read_array_header_1_0}.get(
-                fmt.read_magic(f), fmt.read_array_header_2_0
-            )
-            shape, _, dtype = read_header(f)
-            offset = f.tell()
-    except (KeyError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise EpisodeFileError(path, f"cannot locate frames ({e})") from None
-    if dtype != np.uint8 or tuple(shape[1:]) != FRAME_SHAPE:
-        raise EpisodeFileError(path, f"frames are {dtype} {shape}, expected uint8 (T, 64, 64, 3)")
-    return offset, int(shape[0])
+    """(byte offset of frames[0], number of frames) inside an uncompressed episode .npz; an
+    EpisodeFileError naming the file unless the frames lie there raw, uint8 (T, 64, 64, 3) in
+    C order (a Fortran-ordered array would be read scrambled)."""
+    with open_npz(path) as z:
+        z.require(["frames"])
+        h = z.headers["frames"]
+    if h.dtype != np.uint8 or h.shape[1:] != FRAME_SHAPE or len(h.shape) != 4:
+        raise EpisodeFileError(
+            path, f"frames are {h.dtype} {h.shape}, expected uint8 (T, 64, 64, 3)"
+        )
+    if h.fortran_order:
+        raise EpisodeFileError(path, "frames are stored in Fortran order; expected C order")
+    if h.offset < 0:
+        raise EpisodeFileError(path, "frames are compressed; expected a stored (raw) member")
+    return h.offset, h.shape[0]
 
 
 class FrameStore:

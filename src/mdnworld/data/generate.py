@@ -29,12 +29,21 @@ from pathlib import Path
 import numpy as np
 
 from mdnworld.config import GenerateConfig, to_dict
-from mdnworld.data.episodes import FORMAT, Episode, episode_info, episode_path, save_episode
+from mdnworld.data.episodes import (
+    FORMAT,
+    Episode,
+    disagreement,
+    episode_info,
+    episode_path,
+    read_manifest,
+    save_episode,
+    unknown_files,
+)
 from mdnworld.env.preprocess import preprocess_frame
 from mdnworld.env.take_cover import RandomRepeatPolicy, TakeCoverEnv
-from mdnworld.errors import EpisodeFileError, UserError
-from mdnworld.io import atomic_write_json, read_json, remove_stale_temps
-from mdnworld.layout import RunLayout
+from mdnworld.errors import DataError, EpisodeFileError, UserError
+from mdnworld.io import atomic_write_json, remove_stale_temps
+from mdnworld.layout import RunLayout, episode_index
 from mdnworld.procs import kill_workers, prepare_worker_process, resolve_workers
 
 # Settings that change the content of an episode: a resumed run must use the same ones.
@@ -146,22 +155,51 @@ class GenerateSummary:
 
 
 def _load_manifest(run_dir: Path, cfg: GenerateConfig) -> dict[int, dict]:
-    """Entries of an existing manifest; refuses to resume with different content settings."""
+    """Entries of an existing manifest (checked: a malformed one is named); refuses to resume
+    with different content settings."""
     path = RunLayout(run_dir).episode_manifest
     if not path.exists():
         return {}
-    man = read_json(path)
-    old = man.get("config", {})
+    try:
+        old, entries = read_manifest(run_dir)
+    except DataError as e:
+        raise GenerateError(f"{e}; delete it to rebuild it from the episode files") from None
     for key in CONTENT_KEYS:
         if key in old and old[key] != getattr(cfg, key):
             raise GenerateError(
                 f"{path}: this run was generated with {key}={old[key]!r}, not "
                 f"{getattr(cfg, key)!r}; use another run directory or the same setting"
             )
-    return {int(e["index"]): e for e in man.get("episodes", [])}
+    return entries
 
 
-def _write_manifest(run_dir: Path, cfg: GenerateConfig, entries: dict[int, dict]) -> None:
+def _existing_entry(path: Path, i: int, cfg: GenerateConfig, entry: dict | None, man: Path) -> dict:
+    """The manifest entry of the finished file ``path`` (episode ``i``), read from the file:
+    refused when its seed is not ``base_seed + i`` or the manifest's ``entry`` disagrees."""
+    try:
+        info = episode_info(path)
+    except EpisodeFileError as e:
+        raise GenerateError(f"{e}; delete it and re-run to regenerate it") from None
+    if info.seed != cfg.base_seed + i:
+        raise GenerateError(
+            f"{path}: holds seed {info.seed}, but episode {i} of base_seed {cfg.base_seed} has "
+            f"seed {cfg.base_seed + i} (this run was made with base_seed {info.seed - i}?); use "
+            "that base_seed or another run directory"
+        )
+    if entry is not None and (why := disagreement(info, entry)):
+        raise GenerateError(
+            f"{path}: {why}; delete {man} to rebuild it from the files, or the episode file "
+            "to regenerate it"
+        )
+    return info.entry()
+
+
+def _write_manifest(
+    run_dir: Path, cfg: GenerateConfig, entries: dict[int, dict], extra: dict[int, dict]
+) -> None:
+    """The manifest: ``entries`` (episodes 0 .. cfg.episodes - 1) and the ``extra`` finished
+    files past them (from an earlier run with more episodes), so it lists every file."""
+    entries = {**extra, **entries}
     atomic_write_json(
         RunLayout(run_dir).episode_manifest,
         {
@@ -190,22 +228,23 @@ def generate(
     remove_stale_temps(ep_dir)
     old_entries = _load_manifest(run_dir, cfg)
 
+    # Every finished file, also past cfg.episodes, is checked and recorded from the file
+    # itself: a kill can leave files the manifest does not list, or no manifest at all.
+    run = RunLayout(run_dir)
+    for p in unknown_files(run_dir):
+        log(f"warning: {p}: not an episode file name (ep_NNNNNN.npz); ignored")
+    on_disk = {episode_index(p): p for p in run.episode_files()}
+    man = run.episode_manifest
+    extra = {i: _existing_entry(p, i, cfg, old_entries.get(i), man) for i, p in on_disk.items()}
     entries: dict[int, dict] = {}
     todo: list[int] = []
     for i in range(cfg.episodes):
-        path = episode_path(run_dir, i)
-        if not path.exists():
+        if i in extra:
+            entries[i] = extra.pop(i)
+        else:
             todo.append(i)
-            continue
-        entry = old_entries.get(i)
-        if entry is None:  # the file landed but the manifest was not rewritten before a stop
-            try:
-                n, truncated = episode_info(path)
-            except EpisodeFileError as e:
-                raise GenerateError(f"{e}; delete it and re-run to regenerate it") from None
-            entry = {"index": i, "seed": cfg.base_seed + i, "length": n, "truncated": truncated}
-        entries[i] = entry
     skipped = len(entries)
+    _write_manifest(run_dir, cfg, entries, extra)  # lists every finished file from here on
 
     last_write = time.monotonic()
     attempts = 0
@@ -242,13 +281,13 @@ def generate(
                         if progress is not None:
                             progress(entry)
                     if time.monotonic() - last_write > 5.0:
-                        _write_manifest(run_dir, cfg, entries)
+                        _write_manifest(run_dir, cfg, entries, extra)
                         last_write = time.monotonic()
             except BaseException:  # Ctrl-C or a bug here: take the workers' games down too
                 kill_workers(workers)
                 raise
             finally:
-                _write_manifest(run_dir, cfg, entries)
+                _write_manifest(run_dir, cfg, entries, extra)
             if failed:
                 kill_workers(workers)
         todo = sorted(failed)

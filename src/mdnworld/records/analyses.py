@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from mdnworld.records.base import Doc, read
 
@@ -47,6 +48,7 @@ def _components(d: Doc) -> ComponentsOverTime:
 
 @dataclass(frozen=True)
 class WorldsEventsRow:
+    KEYS: ClassVar = {"cls": "class"}
     cls: str
     """``class``."""
     kind: str
@@ -84,6 +86,7 @@ def _worlds_events(d: Doc) -> WorldsEvents:
 
 @dataclass(frozen=True)
 class CommittedRow:
+    KEYS: ClassVar = {"frames": ""}
     component: int
     frames: dict[str, float]
     """Median frames per class, for every class of ``Committed.classes``."""

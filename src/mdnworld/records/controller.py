@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from mdnworld.records.base import Doc, read
 
@@ -14,6 +14,7 @@ from mdnworld.records.base import Doc, read
 
 @dataclass(frozen=True)
 class ControllerMeta:
+    KEYS: ClassVar = {k: f"config.{k}" for k in ("tau", "popsize", "rollouts", "generations")}
     generation: int | None
     model_index: int | None
     tau: float
@@ -91,7 +92,7 @@ def read_controller_meta(path: Path | str) -> ControllerMeta:
 
 def read_best_fitness(path: Path | str) -> float:
     """``fitness`` of the best dream candidate's meta (``best.json``)."""
-    return read(path, lambda d: d["fitness"])
+    return read(path, lambda d: d.typed("fitness", float))
 
 
 def read_scores(path: Path | str) -> Scores:

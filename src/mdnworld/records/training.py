@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from mdnworld.records.base import Doc, parse, read
 
@@ -23,6 +23,7 @@ class EpisodeEntry:
 
 @dataclass(frozen=True)
 class EpisodeManifest:
+    KEYS: ClassVar = {"requested": "config.episodes"}
     episodes: tuple[EpisodeEntry, ...]
     requested: Any
     """``config.episodes``: how many were asked for (None if the manifest does not say)."""
@@ -46,6 +47,8 @@ def _episodes(d: Doc) -> EpisodeManifest:
 
 @dataclass(frozen=True)
 class VaeMeta:
+    KEYS: ClassVar = {"latent_dim": "arch.latent_dim", "epochs": "config.epochs",
+                      "val_recon": "val.recon", "val_kl": "val.kl"}  # fmt: skip
     latent_dim: int
     epochs: int
     """``config.epochs``."""
@@ -84,6 +87,7 @@ class RnnMetrics:
 
 @dataclass(frozen=True)
 class RnnMeta:
+    KEYS: ClassVar = {"n_components": "arch.n_components", "done_head": "arch.done_head"}
     model_index: int
     n_components: int
     """``arch.n_components``."""

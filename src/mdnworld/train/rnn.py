@@ -58,7 +58,7 @@ from mdnworld.config import RNNConfig, to_dict
 from mdnworld.data.sequences import SequenceData, done_balance
 from mdnworld.device import autocast, resolve_device, set_threads
 from mdnworld.errors import CheckpointError, ConfigError
-from mdnworld.io import atomic_write_json, read_json
+from mdnworld.io import atomic_write_json, read_json, remove_stale_temps
 from mdnworld.layout import RunLayout
 from mdnworld.logs import Logger
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch, StandardisedMDNRNN, mdn_loss, mdn_nll
@@ -438,6 +438,8 @@ def train_rnn(
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     run = RunLayout(run_dir)
+    for index in model_indices(cfg):  # what a killed run left
+        remove_stale_temps(run.rnn_model_dir(index))
     data = load_rnn_data(run.root, cfg)
     atomic_write_json(
         run.rnn_split,

@@ -55,9 +55,10 @@ class RNNData:
     scale: np.ndarray
 
 
-def _load_finite(path: Path, latent_dim: int) -> dict[str, np.ndarray]:
-    """One latent file, refused if a value M would train on is not finite."""
-    d = load_latents(path, latent_dim=latent_dim)
+def _load_finite(path: Path, latent_dim: int, vae_sha256: str) -> dict[str, np.ndarray]:
+    """One latent file, refused if another V than the manifest's made it or if a value M
+    would train on is not finite."""
+    d = load_latents(path, latent_dim=latent_dim, vae_sha256=vae_sha256)
     for key in ("mu", "logvar", "actions", "rewards"):
         bad = ~np.isfinite(d[key])
         if bad.any():
@@ -88,7 +89,7 @@ def load_rnn_data(run_dir: Path, cfg: RNNConfig) -> RNNData:
 
     def windows(ids: list[int]) -> SequenceData:
         return SequenceData(
-            [_load_finite(by_id[i], zdim) for i in ids],
+            [_load_finite(by_id[i], zdim, man["vae_sha256"]) for i in ids],
             cfg.seq_len,
             cfg.skip_ahead,
             names=[by_id[i].name for i in ids],

@@ -31,10 +31,11 @@ import torch
 
 from mdnworld.checkpoints import load_checkpoint, save_checkpoint, save_weights
 from mdnworld.config import VAEConfig, to_dict
+from mdnworld.data.episodes import checked_episode_files
 from mdnworld.data.frames import FrameStore, split_episodes
 from mdnworld.device import autocast, resolve_device, set_threads
 from mdnworld.errors import CheckpointError, MissingError
-from mdnworld.io import atomic_write_json
+from mdnworld.io import atomic_write_json, remove_stale_temps
 from mdnworld.layout import RunLayout, episode_index
 from mdnworld.logs import Logger
 from mdnworld.media import upscale, write_png
@@ -120,10 +121,10 @@ class VAEData:
     grid_frames: np.ndarray  # the first row of the reconstruction grid
 
 
-def load_vae_data(run: RunLayout, cfg: VAEConfig) -> VAEData:
-    """Split whole episodes (and record the split), index the training frames, read the
-    validation frames."""
-    files = run.episode_files()
+def load_vae_data(run: RunLayout, cfg: VAEConfig, log: Callable[[str], None] = print) -> VAEData:
+    """Check the episodes against their manifest, split whole episodes (and record the
+    split), index the training frames, read the validation frames."""
+    files = checked_episode_files(run.root, log)
     if not files:
         raise MissingError(f"{run.episodes_dir}: no episodes; run `mdnworld generate`")
     by_id = {episode_index(p): p for p in files}
@@ -151,10 +152,11 @@ def train_vae(
     steps of this call without saving anything more, exactly like a kill (for tests)."""
     run = RunLayout(run_dir)
     run.vae_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(run.vae_dir)  # what a killed run left
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    data = load_vae_data(run, cfg)
+    data = load_vae_data(run, cfg, log)
     arch = VAEArch(latent_dim=cfg.latent_dim)
     model = VAE(arch).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -55,7 +55,8 @@ def section(ctx: Context) -> Section:
         ),
     ]
     for i in models:
-        png = ctx.run.analysis_dir / res.models[i].figure
+        where = f"{path}: key 'models.{i}.figure'"
+        png = ctx.run.inside(res.models[i].figure, where, base=ctx.run.analysis_dir)
         csv = png.with_suffix(".csv")
         cap = f"model_{i}."
         if png.is_file() and csv.is_file():

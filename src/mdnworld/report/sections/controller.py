@@ -101,10 +101,13 @@ def _videos(ctx: Context, sc: Scores) -> str:
         ("best_video", "Best", sc.best_video),
         ("worst_video", "Worst", sc.worst_video),
     ):
-        if v is not None and v.file and (ctx.run.evaluate_dir / v.file).is_file():
+        if v is None or not v.file:
+            continue
+        file = ctx.run.inside(v.file, f"{path}: key '{key}.file'", base=ctx.run.evaluate_dir)
+        if file.is_file():
             vids.append(
                 ctx.video(
-                    ctx.run.evaluate_dir / v.file,
+                    file,
                     f"{name} episode: score "
                     + ctx.num(v.score, path, f"{key}.score")
                     + ", seed "
