@@ -3,9 +3,9 @@ own writers (byte flips, truncations, zeroed ranges; JSON values of the wrong ty
 whole documents replaced) must give a ``mdnworld.errors.UserError`` naming the file, never
 another exception, and never a silent wrong result: what loads equals what was written.
 
-Bounded and derandomized (the same examples on every run, so a strict xfail stays strict); no
-game, no training. A leak in a loader this file's author does not own is a strict xfail whose
-reason is the exact leak, so that its fix flips it.
+Bounded and derandomized (the same examples on every run); no game, no training.
+``KNOWN_LEAKS`` keeps, as regression tests, the corruptions hypothesis found that once leaked a
+raw exception (the third field says which).
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def _zip_flag(xor: int) -> Callable[[bytes], bytes]:
     return edit
 
 
-NPZ_READER = "io.NpzReader (load_episode, episode_info, FrameStore, load_latents) lets through "
+NPZ_READER = "io.NpzReader (load_episode, episode_info, FrameStore, load_latents) let through "
 KNOWN_LEAKS = {
     "episode npy header with a NUL": ("load_episode", _nul_header, NPZ_READER
                                       + "tokenize.TokenError('EOF in multi-line statement') "
@@ -230,17 +230,13 @@ KNOWN_LEAKS = {
                                   + "RuntimeError(\"File <ZipInfo filename='mu.npy' ...> is "
                                   "encrypted, password required for extraction\")"),
     "model.json not UTF-8": ("load_weights", lambda d: bytes([d[0] ^ 0x80]) + d[1:],
-                             "io.read_json lets UnicodeDecodeError through; load_weights wraps "
+                             "io.read_json let UnicodeDecodeError through; load_weights wrapped "
                              "it as CheckpointError(\"'utf-8' codec can't decode byte 0xfb in "
                              "position 0: invalid start byte\"): no file named"),
 }  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "case",
-    [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=v[2]))
-     for k, v in KNOWN_LEAKS.items()],
-)  # fmt: skip
+@pytest.mark.parametrize("case", list(KNOWN_LEAKS))
 def test_a_known_leak(
     case: str, episode_bytes: Blob, latent_bytes: Blob, weights: tuple, tmp_path: Path
 ) -> None:
@@ -295,18 +291,9 @@ def _corrupt_file(tmp_path: Path, name: str, bad: bytes) -> Path:
     return path
 
 
-def _leaky(value: str, *cases: str) -> Any:
-    """``value`` as a parameter that is a strict xfail for the KNOWN_LEAKS ``cases`` it hits
-    (their owners' fix flips it)."""
-    reason = "; ".join(KNOWN_LEAKS[c][2] for c in cases)
-    return pytest.param(value, marks=pytest.mark.xfail(strict=True, reason=reason))
-
-
 @pytest.mark.parametrize(
     "loader",
-    [_leaky("load_episode", "episode npy header with a NUL", "episode flagged encrypted"),
-     _leaky("episode_info", "episode npy header with a NUL", "episode flagged encrypted",
-            "episode flagged strongly encrypted")],
+    ["load_episode", "episode_info"],
 )  # fmt: skip
 @FUZZ
 @given(data=st.data())
@@ -431,7 +418,7 @@ def _pair(tmp_path: Path, tensors: bytes, meta: bytes) -> Path:
     return path
 
 
-@pytest.mark.parametrize("which", ["safetensors", _leaky("json", "model.json not UTF-8")])
+@pytest.mark.parametrize("which", ["safetensors", "json"])
 @FUZZ
 @given(data=st.data())
 def test_a_weights_file_corrupted(weights: tuple, tmp_path: Path, which: str,

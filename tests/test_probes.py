@@ -143,26 +143,7 @@ PROBES: dict[str, tuple[Setup, str]] = {
 }  # fmt: skip
 
 
-LEAKS = {
-    "vae/model.json = []": "checkpoints.load_weights: 'vae/model.safetensors: checksum does not "
-    "match model.json' (the JSON is not an object; the message blames the checksum)",
-    "vae/model.json without arch": "checkpoints._arch_of names vae/model.safetensors ('its "
-    ".json has no 'arch' table'), not vae/model.json",
-    "vae/model.json arch = 3": "checkpoints._arch_of: 'vae/model.safetensors: its .json has no "
-    "'arch' table' (it has one, of the wrong type), not vae/model.json",
-}
-"""Probes that fail in files this test's author does not own (checkpoints.py): strict, so
-the fix flips them."""
-
-
-@pytest.mark.parametrize(
-    "probe",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=LEAKS[p])) if p in LEAKS
-        else p
-        for p in PROBES
-    ],
-)  # fmt: skip
+@pytest.mark.parametrize("probe", list(PROBES))
 def test_a_probe_is_one_named_error_and_destroys_nothing(
     probe: str, shipped_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -60,7 +60,12 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         data, meta = read_pair(path)
     except (FileNotFoundError, ValueError) as e:
         raise CheckpointError(str(e)) from None
-    if data is None or not isinstance(meta, dict):
+    meta_path = path.with_suffix(".json")
+    if not isinstance(meta, dict):
+        raise CheckpointError(
+            f"{meta_path}: expected a JSON object (the weights' meta), got {type(meta).__name__}"
+        )
+    if data is None:
         raise CheckpointError(
             f"{path}: checksum does not match {path.with_suffix('.json').name} (corrupt, "
             "truncated, or the two files come from different saves)"
@@ -148,13 +153,18 @@ def read_meta(path: Path, what: str) -> dict[str, Any]:
 
 def _arch_of(meta: dict[str, Any], path: Path, cls: type) -> Any:
     """``cls(**meta["arch"])`` with an error naming the file when it is missing or wrong."""
+    meta_path = path.with_suffix(".json")
     arch = meta.get("arch")
+    if arch is None:
+        raise CheckpointError(f"{meta_path}: no 'arch' table; not the meta of a trained model")
     if not isinstance(arch, dict):
-        raise CheckpointError(f"{path}: its .json has no 'arch' table; not a trained model")
+        raise CheckpointError(f"{meta_path}: 'arch' is {type(arch).__name__}, expected a table")
     try:
         return cls(**arch)
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: 'arch' does not describe a {cls.__name__} ({e})") from None
+        raise CheckpointError(
+            f"{meta_path}: 'arch' does not describe a {cls.__name__} ({e})"
+        ) from None
 
 
 def load_vae(run_dir: Path | str, device: torch.device | str = "cpu") -> tuple[VAE, dict]:

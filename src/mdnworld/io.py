@@ -324,6 +324,8 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise MissingError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text, so not a JSON file ({e.reason})") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON ({e})") from None
 
