@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from mdnworld.config import ControllerConfig, EvaluateConfig, RNNConfig
+from mdnworld.control.cmaes import CMAES
 from mdnworld.control.evaluate import evaluate, load_controller
 from mdnworld.control.executors import LocalExecutor, make_executor
 from mdnworld.control.realgame import PlayJob, play_job, seed_jobs
-from mdnworld.control.train import CMAES, dream_fitness, train_controller
+from mdnworld.control.train import dream_fitness, train_controller
 from mdnworld.dreams import DreamEnv
 from mdnworld.errors import LockedError
 from mdnworld.io import exclusive_lock

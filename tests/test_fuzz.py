@@ -674,7 +674,7 @@ def _es_summary(loaded: tuple) -> tuple:
 
 @pytest.fixture(scope="module")
 def cmaes_state(tmp_path_factory: pytest.TempPathFactory) -> Blob:
-    from mdnworld.control.train import CMAES, _load_state, _save_state
+    from mdnworld.control.cmaes import CMAES, load_state, save_state
 
     cfg = _controller_config()
     es = CMAES(N_PARAMS, cfg.sigma0, cfg.popsize, cfg.seed)
@@ -683,15 +683,15 @@ def cmaes_state(tmp_path_factory: pytest.TempPathFactory) -> Blob:
         es.tell(es.ask(), rng.uniform(0, 100, cfg.popsize))
     best = {"fitness": 99.0, "generation": 2, "params": np.ones(N_PARAMS, np.float32)}
     path = tmp_path_factory.mktemp("cma") / "cmaes_state.npz"
-    _save_state(path, es, best, cfg)
-    original = _es_summary(_load_state(path, cfg, N_PARAMS, log=lambda s: None))
+    save_state(path, es, best, cfg)
+    original = _es_summary(load_state(path, cfg, N_PARAMS, log=lambda s: None))
     return Blob(path.read_bytes(), _zip_hot(path), original)
 
 
 def _load_cmaes(path: Path) -> tuple:
-    from mdnworld.control.train import _load_state
+    from mdnworld.control.cmaes import load_state
 
-    return _es_summary(_load_state(path, _controller_config(), N_PARAMS, log=lambda s: None))
+    return _es_summary(load_state(path, _controller_config(), N_PARAMS, log=lambda s: None))
 
 
 @FUZZ

@@ -349,8 +349,9 @@ class StartBank:
             raise MissingError(f"{split}: no train/validation split; run train-rnn first")
         train = set(read_meta(split, "the train/validation split").get("train", []))
         paths = [p for p in run.latent_files() if episode_index(p) in train]
-        if paths:
-            eps = {episode_index(p): load_latents(p) for p in paths}
+        if paths:  # latents of the run's V only (the dreams are decoded by it)
+            vae = read_latent_manifest(run.root).get("vae_sha256")
+            eps = {episode_index(p): load_latents(p, vae_sha256=vae) for p in paths}
             return cls(episodes={i: {k: d[k] for k in ("mu", "actions")} for i, d in eps.items()})
         shipped = run.starts
         if not shipped.exists():
