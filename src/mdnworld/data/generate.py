@@ -211,6 +211,61 @@ def _write_manifest(
     )
 
 
+def _play_round(
+    run: RunLayout,
+    cfg: GenerateConfig,
+    todo: list[int],
+    entries: dict[int, dict],
+    extra: dict[int, dict],
+    progress: Callable[[dict], None] | None,
+) -> dict[int, str]:
+    """Play episodes ``todo`` on one fresh pool of worker processes; finished ones go into
+    ``entries`` (and the manifest, at least every 5 s); returns {episode: why it failed}."""
+    failed: dict[int, str] = {}
+    ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no forked game state
+    n_workers = min(resolve_workers(cfg.workers), len(todo))
+    last_write = time.monotonic()
+    with ProcessPoolExecutor(
+        n_workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(cfg.max_steps, cfg.resolution),
+    ) as pool:
+        futures: dict[Future, int] = {
+            pool.submit(_run_episode, i, cfg.base_seed + i, str(run.root)): i for i in todo
+        }
+        pending = set(futures)
+        workers: set[int] = set()
+        try:
+            while pending:
+                workers |= set(getattr(pool, "_processes", None) or ())
+                done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = futures[fut]
+                    try:
+                        entry = fut.result()
+                    except BrokenProcessPool:
+                        failed[i] = "a worker process died (killed or crashed)"
+                        continue
+                    except Exception as e:  # noqa: BLE001 - reported with the episode
+                        failed[i] = f"{type(e).__name__}: {e}"
+                        continue
+                    entries[i] = entry
+                    if progress is not None:
+                        progress(entry)
+                if time.monotonic() - last_write > 5.0:
+                    _write_manifest(run.root, cfg, entries, extra)
+                    last_write = time.monotonic()
+        except BaseException:  # Ctrl-C or a bug here: take the workers' games down too
+            kill_workers(workers)
+            raise
+        finally:
+            _write_manifest(run.root, cfg, entries, extra)
+        if failed:
+            kill_workers(workers)
+    return failed
+
+
 def generate(
     run_dir: Path | str,
     cfg: GenerateConfig,
@@ -246,50 +301,9 @@ def generate(
     skipped = len(entries)
     _write_manifest(run_dir, cfg, entries, extra)  # lists every finished file from here on
 
-    last_write = time.monotonic()
     attempts = 0
     while todo:
-        failed: dict[int, str] = {}
-        ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no forked game state
-        n_workers = min(resolve_workers(cfg.workers), len(todo))
-        with ProcessPoolExecutor(
-            n_workers,
-            mp_context=ctx,
-            initializer=_init_worker,
-            initargs=(cfg.max_steps, cfg.resolution),
-        ) as pool:
-            futures: dict[Future, int] = {
-                pool.submit(_run_episode, i, cfg.base_seed + i, str(run_dir)): i for i in todo
-            }
-            pending = set(futures)
-            workers: set[int] = set()
-            try:
-                while pending:
-                    workers |= set(getattr(pool, "_processes", None) or ())
-                    done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        i = futures[fut]
-                        try:
-                            entry = fut.result()
-                        except BrokenProcessPool:
-                            failed[i] = "a worker process died (killed or crashed)"
-                            continue
-                        except Exception as e:  # noqa: BLE001 - reported with the episode below
-                            failed[i] = f"{type(e).__name__}: {e}"
-                            continue
-                        entries[i] = entry
-                        if progress is not None:
-                            progress(entry)
-                    if time.monotonic() - last_write > 5.0:
-                        _write_manifest(run_dir, cfg, entries, extra)
-                        last_write = time.monotonic()
-            except BaseException:  # Ctrl-C or a bug here: take the workers' games down too
-                kill_workers(workers)
-                raise
-            finally:
-                _write_manifest(run_dir, cfg, entries, extra)
-            if failed:
-                kill_workers(workers)
+        failed = _play_round(run, cfg, todo, entries, extra, progress)
         todo = sorted(failed)
         if todo:
             first = ", ".join(
