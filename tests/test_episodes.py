@@ -9,26 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from factories import random_episode
 
-from mdnworld.data.episodes import Episode, episode_files, load_episode, save_episode, validate_run
+from mdnworld.data.episodes import episode_files, load_episode, save_episode, validate_run
 from mdnworld.errors import EpisodeFileError
 
 
-def _episode(t: int = 5) -> Episode:
-    rng = np.random.default_rng(0)
-    dones = np.zeros(t, bool)
-    dones[-1] = True
-    return Episode(
-        frames=rng.integers(0, 256, (t, 64, 64, 3), dtype=np.uint8),
-        actions=rng.uniform(-1, 1, (t, 1)).astype(np.float32),
-        rewards=np.ones(t, np.float32),
-        dones=dones,
-        seed=3,
-    )
-
-
 def test_round_trip(tmp_path: Path) -> None:
-    ep = _episode()
+    ep = random_episode()
     save_episode(tmp_path / "e.npz", ep)
     back = load_episode(tmp_path / "e.npz")
     for key in ("frames", "actions", "rewards", "dones"):
@@ -40,7 +28,7 @@ def test_round_trip(tmp_path: Path) -> None:
 
 
 def test_save_rejects_bad_episode(tmp_path: Path) -> None:
-    ep = _episode()
+    ep = random_episode()
     ep.actions = ep.actions[:-1]
     with pytest.raises(EpisodeFileError, match="'actions' has shape"):
         save_episode(tmp_path / "e.npz", ep)
@@ -49,7 +37,7 @@ def test_save_rejects_bad_episode(tmp_path: Path) -> None:
 
 def test_truncated_file(tmp_path: Path) -> None:
     path = tmp_path / "ep_000000.npz"
-    save_episode(path, _episode())
+    save_episode(path, random_episode())
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(EpisodeFileError, match="truncated") as e:
@@ -68,7 +56,7 @@ def test_truncated_file(tmp_path: Path) -> None:
     ],
 )
 def test_wrong_arrays(tmp_path: Path, key: str, value: np.ndarray, message: str) -> None:
-    ep = _episode()
+    ep = random_episode()
     arrays = {k: getattr(ep, k) for k in ("frames", "actions", "rewards", "dones")}
     arrays[key] = value
     path = tmp_path / "bad.npz"
@@ -80,7 +68,7 @@ def test_wrong_arrays(tmp_path: Path, key: str, value: np.ndarray, message: str)
 
 def test_pickled_arrays_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "pickle.npz"
-    ep = _episode()
+    ep = random_episode()
     np.savez(
         path,
         frames=np.array([object()], dtype=object),
@@ -95,7 +83,7 @@ def test_pickled_arrays_are_refused(tmp_path: Path) -> None:
 
 def test_missing_arrays(tmp_path: Path) -> None:
     path = tmp_path / "m.npz"
-    np.savez(path, frames=_episode().frames)
+    np.savez(path, frames=random_episode().frames)
     with pytest.raises(EpisodeFileError, match="missing arrays"):
         load_episode(path)
 

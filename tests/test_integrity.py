@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from factories import random_episode
 
 from mdnworld.checkpoints import load_latents, save_weights
 from mdnworld.cli import main
 from mdnworld.config import EncodeConfig, GenerateConfig, RNNConfig, VAEConfig, to_dict
-from mdnworld.data.episodes import Episode, load_episode, save_episode, validate_run
+from mdnworld.data.episodes import load_episode, save_episode, validate_run
 from mdnworld.data.frames import FrameStore
 from mdnworld.data.generate import generate
 from mdnworld.errors import ConflictError, DataError, EpisodeFileError, UserError
@@ -28,26 +29,13 @@ QUIET = {"log": lambda s: None}
 N = 4  # episodes per run
 
 
-def _episode(t: int, seed: int) -> Episode:
-    rng = np.random.default_rng(seed)
-    dones = np.zeros(t, bool)
-    dones[-1] = True
-    return Episode(
-        frames=rng.integers(0, 256, (t, 64, 64, 3), dtype=np.uint8),
-        actions=rng.uniform(-1, 1, (t, 1)).astype(np.float32),
-        rewards=np.ones(t, np.float32),
-        dones=dones,
-        seed=seed,
-    )
-
-
 def _run(root: Path, n: int = N, manifest: bool = True) -> RunLayout:
     """Episodes 0..n-1 (seeds 0..n-1, 6..9 steps) and, by default, their manifest as
     ``generate`` writes it."""
     run = RunLayout(root)
     entries = []
     for i in range(n):
-        save_episode(run.episode(i), _episode(6 + i, i))
+        save_episode(run.episode(i), random_episode(6 + i, i))
         entries.append({"index": i, "seed": i, "length": 6 + i, "truncated": False})
     if manifest:
         cfg = to_dict(GenerateConfig(episodes=n))

@@ -113,11 +113,10 @@ def _rnn_lines(run: RunLayout) -> list[str]:
     for i in models:
         m = read_rnn_meta(run.rnn_meta(i))
         x = m.metrics
-        usage = " ".join(f"{u:.2f}" for u in x.component_usage)
         lines.append(
             f"| {run.rnn_model_dir(i).name} | {m.epochs_run} ({m.best_epoch}) | "
             f"{x.val_nll_per_dim:.3f} | {x.val_baseline_nll_per_dim:.3f} | "
-            f"{x.pi_entropy:.3f} ({x.pi_entropy_max:.3f}) | {usage} |"
+            f"{x.pi_entropy:.3f} ({x.pi_entropy_max:.3f}) | {x.usage_text} |"
         )
     return [*lines, "", "![M's training curves](figures/rnn_nll.png)", ""]
 

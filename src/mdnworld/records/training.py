@@ -84,6 +84,11 @@ class RnnMetrics:
     val_done_bce: float | None
     """None without a done head."""
 
+    @property
+    def usage_text(self) -> str:
+        """Each component's share of the validation steps it dominates: "0.41 0.20 ..."."""
+        return " ".join(f"{u:.2f}" for u in self.component_usage)
+
 
 @dataclass(frozen=True)
 class RnnMeta:

@@ -414,12 +414,11 @@ def summary_lines(metas: list[dict]) -> list[str]:
     ]
     for m in map(rnn_meta, metas):
         x = m.metrics
-        usage = " ".join(f"{u:.2f}" for u in x.component_usage)
         lines.append(
             f"{m.model_index:>5}  {m.best_epoch:>4}/{m.epochs_run:<4}{m.stop_reason:8}  "
             f"{x.val_nll_per_dim:8.4f} ({x.val_baseline_nll_per_dim:8.4f})  "
             f"{x.train_nll_per_dim:8.4f} ({x.train_baseline_nll_per_dim:8.4f})  "
-            f"{x.pi_entropy:.3f}/{x.pi_entropy_max:.3f}  {usage}"
+            f"{x.pi_entropy:.3f}/{x.pi_entropy_max:.3f}  {x.usage_text}"
         )
     return lines
 
