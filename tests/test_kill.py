@@ -75,11 +75,28 @@ def kill_at_random(cmd: list[str], seconds: float, rng: random.Random) -> str:
         return f"killed at {at:.2f} s"
 
 
+SLOW_RENAMES = f"""
+import os, re, sys, time
+from mdnworld.cli import main
+_replace, temp = os.replace, re.compile({TEMP.pattern!r})
+def replace(src, dst, *args, **kwargs):
+    if temp.match(os.path.basename(str(src))):
+        time.sleep(0.05)  # the temp or pending file lives long enough to be seen and killed
+    return _replace(src, dst, *args, **kwargs)
+os.replace = replace
+sys.exit(main(sys.argv[1:]))
+"""
+"""A ``python -c`` preamble that delays every rename of a temp or pending file by 50 ms, so
+that a poller on a loaded machine cannot miss the instant between a pair's writes (what is
+written, and in which order, does not change)."""
+
+
 def kill_in_write(cmd: list[str], folder: Path, names: str) -> str:
     """Start ``cmd`` and SIGKILL it as soon as a temp or pending file whose name matches
     ``names`` (a regex) appears in ``folder``: in the middle of writing that file's pair."""
     pattern = re.compile(names)
-    proc = _start(cmd)
+    assert cmd[1:3] == ["-m", "mdnworld"], cmd
+    proc = _start([cmd[0], "-c", SLOW_RENAMES, *cmd[3:]])
     try:
         while proc.poll() is None:
             try:
