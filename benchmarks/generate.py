@@ -1,6 +1,6 @@
 """Benchmark step 1: raw ViZDoom steps/s against `generate` with 1 and 2 workers.
 
-    python benchmarks/generate.py [--episodes 100] [--repeats 3]
+    python benchmarks/generate.py [--episodes 100] [--repeats 3] [--truth-only]
 
 Raw = the same scenario and resolution in one process, random buttons from the same random
 policy and seeds, no preprocessing, no storage (with and without reading the frame via
@@ -8,6 +8,11 @@ get_state()). `generate` = the real command (policy, preprocessing, atomic episo
 manifest), reported in steady state and as wall time with the pool start-up. Prints a table
 and writes benchmarks/results/generate.json, with the random policy's episode length (and two
 variants that explain it) next to World Models' 210 ± 108.
+
+Truth (``generate --truth``): µs per step of one worker's loop (``play_episode`` on a raw-screen
+env with the preprocessing thread, the same seeds) with truth off and on, and ``generate``'s
+steady state with truth on; ``--truth-only`` measures just the loop and writes
+benchmarks/results/generate_truth.json.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from mdnworld.config import GenerateConfig
-from mdnworld.data.generate import generate
-from mdnworld.env import RandomRepeatPolicy, action_to_buttons, make_game
+from mdnworld.data.generate import generate, play_episode
+from mdnworld.env import RandomRepeatPolicy, TakeCoverEnv, action_to_buttons, make_game
 from mdnworld.layout import RunLayout
 
 RESULTS = Path(__file__).parent / "results" / "generate.json"
+TRUTH_RESULTS = RESULTS.with_name("generate_truth.json")
 
 
 def raw_steps_per_s(episodes: int, resolution: str, read_frame: bool) -> float:
@@ -47,6 +53,32 @@ def raw_steps_per_s(episodes: int, resolution: str, read_frame: bool) -> float:
     rate = steps / (time.perf_counter() - t0)
     game.close()
     return rate
+
+
+def loop_us_per_step(episodes: int, resolution: str, truth: bool) -> float:
+    """µs per step of a worker's loop: game, policy, preprocessing thread, truth arrays."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = TakeCoverEnv(resolution=resolution, preprocess=False, truth=truth)
+    steps, t0 = 0, time.perf_counter()
+    with ThreadPoolExecutor(1) as threads:
+        for seed in range(episodes):
+            steps += len(play_episode(env, seed, threads)[0])
+    dt = time.perf_counter() - t0
+    env.close()
+    return 1e6 * dt / steps
+
+
+def truth_cost(episodes: int, resolution: str, repeats: int) -> dict:
+    """The loop's µs per step with truth off and on, interleaved; medians."""
+    reps: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(repeats):
+        for key in reps:
+            reps[key].append(loop_us_per_step(episodes, resolution, key == "on"))
+    off, on = (float(np.median(reps[k])) for k in ("off", "on"))
+    print(f"worker loop, truth off: {off:6.1f} µs/step; on: {on:6.1f} µs/step ({on - off:+.1f})")
+    return {"us_per_step_off": off, "us_per_step_on": on, "extra_us_per_step": on - off,
+            "ratio_on_vs_off": on / off, "all_measurements": reps}  # fmt: skip
 
 
 def lengths_with(episodes: int, resolution: str, variant: str) -> list[int]:
@@ -73,11 +105,13 @@ def lengths_with(episodes: int, resolution: str, variant: str) -> list[int]:
     return lengths
 
 
-def generate_rate(episodes: int, workers: int) -> tuple[float, float, list[int]]:
+def generate_rate(
+    episodes: int, workers: int, truth: bool = False
+) -> tuple[float, float, list[int]]:
     """(wall-clock steps/s including pool start-up, steady-state steps/s, lengths)."""
     stamps: list[tuple[float, int]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = GenerateConfig(episodes=episodes, workers=workers)
+        cfg = GenerateConfig(episodes=episodes, workers=workers, truth=truth)
         t0 = time.perf_counter()
         s = generate(
             tmp,
@@ -98,15 +132,26 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=100, help="episodes per measurement")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--resolution", default=GenerateConfig.resolution)
+    ap.add_argument("--truth-only", action="store_true", help="only the truth on/off loop cost")
     args = ap.parse_args()
+    if args.truth_only:
+        result = {"resolution": args.resolution, "episodes_per_run": args.episodes,
+                  "repeats": args.repeats, **truth_cost(args.episodes, args.resolution,
+                                                          args.repeats)}  # fmt: skip
+        TRUTH_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        TRUTH_RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {TRUTH_RESULTS}")
+        return
 
-    reps: dict[str, list[float]] = {k: [] for k in ("raw_nf", "raw", "g1", "g1s", "g2", "g2s")}
+    keys = ("raw_nf", "raw", "g1", "g1s", "g2", "g2s", "g1t")
+    reps: dict[str, list[float]] = {k: [] for k in keys}
     lengths: list[int] = []
     for _ in range(args.repeats):  # interleaved, medians: this VM's speed drifts by +-20 %
         reps["raw_nf"].append(raw_steps_per_s(args.episodes, args.resolution, read_frame=False))
         reps["raw"].append(raw_steps_per_s(args.episodes, args.resolution, read_frame=True))
         g1, g1s, lengths = generate_rate(args.episodes, 1)
         g2, g2s, _ = generate_rate(args.episodes, 2)
+        reps["g1t"].append(generate_rate(args.episodes, 1, truth=True)[1])
         reps["g1"].append(g1)
         reps["g1s"].append(g1s)
         reps["g2"].append(g2)
@@ -120,6 +165,7 @@ def main() -> None:
         ("raw vizdoom, make_action + get_state", raw, 1.0),
         ("generate, 1 worker (steady state)", g1, g1 / raw),
         ("generate, 2 workers (steady state)", g2, g2 / raw),
+        ("generate --truth, 1 worker (steady state)", med["g1t"], med["g1t"] / raw),
         ("generate, 1 worker (wall, with start-up)", med["g1"], med["g1"] / raw),
         ("generate, 2 workers (wall, with start-up)", med["g2"], med["g2"] / raw),
     ]
@@ -138,6 +184,8 @@ def main() -> None:
         "raw_steps_per_s": raw,
         "generate_1_worker_steps_per_s": g1,
         "generate_2_workers_steps_per_s": g2,
+        "generate_1_worker_truth_steps_per_s": med["g1t"],
+        "truth": truth_cost(args.episodes, args.resolution, args.repeats),
         "ratio_1_worker_vs_raw_no_frame": g1 / raw_nf,
         "ratio_1_worker_vs_raw": g1 / raw,
         "ratio_2_vs_1_workers": g2 / g1,

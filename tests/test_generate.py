@@ -73,6 +73,22 @@ def test_resume_without_manifest_reads_seeds_from_the_files(
     assert read_json(tmp_path / "episodes" / "manifest.json")["episodes"] == man["episodes"]
 
 
+def test_truth_run_same_frames_and_refuses_mixing(small_run: Path, tmp_path: Path) -> None:
+    """``truth=True`` stores the truth arrays beside byte-identical episode arrays; a run is
+    never resumed with the other setting (files with and without truth would mix)."""
+    generate(tmp_path, GenerateConfig(episodes=2, workers=1, truth=True), **QUIET)
+    for plain, labelled in zip(episode_files(small_run), episode_files(tmp_path), strict=False):
+        a, b = load_episode(plain), load_episode(labelled)
+        assert a.truth is None and b.truth is not None and len(b.truth["truth_hit"]) == len(b)
+        for key in ("frames", "actions", "rewards", "dones"):
+            assert getattr(a, key).tobytes() == getattr(b, key).tobytes()
+    with pytest.raises(GenerateError, match="truth=True, not False"):
+        generate(tmp_path, GenerateConfig(episodes=2, workers=1), **QUIET)
+    (tmp_path / "episodes" / "manifest.json").unlink()  # now only the files can tell
+    with pytest.raises(GenerateError, match="ep_000000.npz: generated with truth"):
+        generate(tmp_path, GenerateConfig(episodes=2, workers=1), **QUIET)
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "mdnworld.cli", *args]
 

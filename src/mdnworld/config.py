@@ -68,10 +68,11 @@ class GenerateConfig:
     max_steps: int = 2100
     """Episode cap in game tics (SPEC §1)."""
     resolution: Resolution = "RES_160X120"
-    """ViZDoom screen resolution (a ``vizdoom.ScreenResolution`` name); the smallest one is the
-    fastest and still resolves fireballs."""
+    """ViZDoom screen resolution name; the smallest is the fastest and still shows fireballs."""
     retries: int = 1
     """How often episodes of a crashed worker are retried before the run fails."""
+    truth: bool = False
+    """Also store the game's per-frame truth (objects on screen, hits, walls: data/truth.py)."""
 
 
 @dataclass

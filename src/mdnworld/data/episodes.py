@@ -9,6 +9,7 @@ One episode is one uncompressed ``.npz`` (numpy's zip of ``.npy`` arrays, C orde
       rewards  float32 (T,)             1.0 per tic survived
       dones    bool    (T,)             True only at the step the player died
       seed     int64   ()               game and policy seed of this episode
+      truth_*  ...                      optional: the game's per-frame truth (data/truth.py)
 
 An episode truncated at the step cap has no True in ``dones``. Files are written atomically,
 so a file under its final name is always complete. ``episodes/manifest.json`` (written by
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from mdnworld.data.truth import TRUTH_ARRAYS, check_truth, check_truth_header, check_truth_present
 from mdnworld.env.preprocess import FRAME_SHAPE
 from mdnworld.errors import DataError, EpisodeFileError, MissingError
 from mdnworld.io import NpzReader, open_npz, read_json, write_npz
@@ -56,6 +58,7 @@ class Episode:
     rewards: np.ndarray  # (T,) float32
     dones: np.ndarray  # (T,) bool
     seed: int
+    truth: dict[str, np.ndarray] | None = None  # the TRUTH_ARRAYS of data/truth.py, or None
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -69,6 +72,7 @@ class EpisodeInfo:
     seed: int
     length: int
     truncated: bool
+    truth: bool = False  # holds the truth arrays (not a manifest key)
 
     def entry(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in ENTRY_KEYS}
@@ -91,6 +95,7 @@ def save_episode(path: Path | str, ep: Episode) -> None:
     """
     check_episode(ep, path)
     arrays = {key: np.ascontiguousarray(getattr(ep, key)) for key in ARRAYS}
+    arrays.update({key: np.ascontiguousarray(a) for key, a in (ep.truth or {}).items()})
     write_npz(path, {**arrays, "seed": np.int64(ep.seed)}, fsync=False)
 
 
@@ -104,6 +109,8 @@ def check_episode(ep: Episode, path: Path | str = "<episode>") -> None:
     if not np.all(np.abs(ep.actions) <= 1.0):
         raise EpisodeFileError(path, "actions not finite or outside [-1, 1]")
     _check_dones(ep.dones, path)
+    if ep.truth is not None:
+        check_truth(ep.truth, n, path)
 
 
 def _check_length(n: int, path: Path | str) -> None:
@@ -140,7 +147,11 @@ def _check_headers(z: NpzReader) -> int:
     for key, (dtype, tail) in ARRAYS.items():
         h = z.headers[key]
         _check_array(z.path, key, h.dtype, h.shape, dtype, (n, *tail))
-        if h.fortran_order:
+    truth = list(TRUTH_ARRAYS) if check_truth_present(list(z.headers), z.path) else []
+    for key in truth:
+        check_truth_header(z.path, key, z.headers[key].dtype, z.headers[key].shape, n)
+    for key in [*ARRAYS, *truth]:
+        if z.headers[key].fortran_order:
             raise EpisodeFileError(
                 z.path, f"'{key}' is stored in Fortran order, not C order (as save_episode writes)"
             )
@@ -157,6 +168,8 @@ def load_episode(path: Path | str) -> Episode:
     with open_npz(path) as z:
         _check_headers(z)
         ep = Episode(*(z.array(key) for key in ARRAYS), seed=int(z.array("seed")))
+        if TRUTH_ARRAYS.keys() <= z.headers.keys():
+            ep.truth = {key: z.array(key) for key in TRUTH_ARRAYS}
     check_episode(ep, path)
     return ep
 
@@ -168,8 +181,9 @@ def episode_info(path: Path | str) -> EpisodeInfo:
     with open_npz(path) as z:
         n = _check_headers(z)
         dones, seed = z.array("dones"), int(z.array("seed"))
+        truth = TRUTH_ARRAYS.keys() <= z.headers.keys()
     _check_dones(dones, path)
-    return EpisodeInfo(_index(path), seed, n, not bool(dones[-1]))
+    return EpisodeInfo(_index(path), seed, n, not bool(dones[-1]), truth)
 
 
 def _index(path: Path) -> int:
@@ -307,7 +321,8 @@ def check_episodes(run_dir: Path | str, full: bool = False) -> EpisodeCheck:
 
 def _info_full(path: Path) -> EpisodeInfo:
     ep = load_episode(path)
-    return EpisodeInfo(_index(path), ep.seed, len(ep), not bool(ep.dones[-1]))
+    truncated = not bool(ep.dones[-1])
+    return EpisodeInfo(_index(path), ep.seed, len(ep), truncated, ep.truth is not None)
 
 
 def validate_run(run_dir: Path | str) -> tuple[list[Path], list[EpisodeFileError]]:

@@ -4,6 +4,8 @@ Episode i always uses seed ``base_seed + i`` (game and policy alike), so the dat
 depend on the number of workers or on the order they finish in. Each worker keeps one game
 instance, plays whole episodes and writes each one atomically itself; the parent only keeps the
 manifest and the progress bar. Finished files are skipped on a re-run (resume).
+With ``truth`` each file also holds the game's per-frame truth (``data/truth.py``); the game
+then also renders its labels buffer, which changes neither the frames nor the game's RNG.
 
 A worker that raises or dies takes its episodes to a retry round on a fresh pool; after
 ``retries`` rounds the run fails with an error that names the episodes.
@@ -39,6 +41,7 @@ from mdnworld.data.episodes import (
     save_episode,
     unknown_files,
 )
+from mdnworld.data.truth import truth_arrays
 from mdnworld.env.preprocess import preprocess_frame
 from mdnworld.env.take_cover import RandomRepeatPolicy, TakeCoverEnv
 from mdnworld.errors import DataError, EpisodeFileError, UserError
@@ -47,7 +50,8 @@ from mdnworld.layout import RunLayout, episode_index
 from mdnworld.procs import kill_workers, prepare_worker_process, resolve_workers
 
 # Settings that change the content of an episode: a resumed run must use the same ones.
-CONTENT_KEYS = ("base_seed", "max_steps", "resolution")
+CONTENT_KEYS = ("base_seed", "max_steps", "resolution", "truth")
+CONTENT_DEFAULTS = {"truth": False}  # the value of a key that an older manifest lacks
 
 
 class GenerateError(UserError, RuntimeError):
@@ -69,10 +73,12 @@ def play_episode(
     With a raw-screen env (``preprocess=False``) and a thread pool, frames are preprocessed
     on that thread in chunks while the game renders the next ones (OpenCV and ViZDoom both
     release the GIL), so preprocessing costs the game loop almost nothing. The result is
-    identical to preprocessing every frame inline.
+    identical to preprocessing every frame inline. With a ``truth`` env the episode carries
+    its truth arrays (``data/truth.py``) too.
     """
     policy = RandomRepeatPolicy(seed)
-    obs, _ = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed)
+    infos = [info]
     frames: list = []  # frames, or futures of chunks of frames
     chunk: list[np.ndarray] = []
     actions = []
@@ -86,7 +92,8 @@ def play_episode(
             if len(chunk) == CHUNK and threads is not None:
                 frames.append(threads.submit(_preprocess_all, chunk))
                 chunk = []
-        obs, _, terminated, truncated, _ = env.step(a)
+        obs, _, terminated, truncated, info = env.step(a)
+        infos.append(info)
         if terminated or truncated:
             break
     if not env.preprocess:
@@ -101,6 +108,8 @@ def play_episode(
         dones=dones,
         seed=seed,
     )
+    if env.truth:
+        ep.truth = truth_arrays(infos[:n], infos[n]["health"], env.screen_shape)
     return ep, bool(truncated)
 
 
@@ -110,10 +119,10 @@ _ENV: TakeCoverEnv | None = None
 _THREADS: ThreadPoolExecutor | None = None
 
 
-def _init_worker(max_steps: int, resolution: str) -> None:
+def _init_worker(max_steps: int, resolution: str, truth: bool) -> None:
     global _ENV, _THREADS
     prepare_worker_process()
-    _ENV = TakeCoverEnv(max_steps=max_steps, resolution=resolution, preprocess=False)
+    _ENV = TakeCoverEnv(max_steps=max_steps, resolution=resolution, preprocess=False, truth=truth)
     _THREADS = ThreadPoolExecutor(1, thread_name_prefix="preprocess")
     # Pool workers leave through os._exit (no atexit): close the game in multiprocessing's
     # own exit hook, or the game process would outlive the worker.
@@ -165,9 +174,10 @@ def _load_manifest(run_dir: Path, cfg: GenerateConfig) -> dict[int, dict]:
     except DataError as e:
         raise GenerateError(f"{e}; delete it to rebuild it from the episode files") from None
     for key in CONTENT_KEYS:
-        if key in old and old[key] != getattr(cfg, key):
+        was = old.get(key, CONTENT_DEFAULTS.get(key))
+        if (key in old or key in CONTENT_DEFAULTS) and was != getattr(cfg, key):
             raise GenerateError(
-                f"{path}: this run was generated with {key}={old[key]!r}, not "
+                f"{path}: this run was generated with {key}={was!r}, not "
                 f"{getattr(cfg, key)!r}; use another run directory or the same setting"
             )
     return entries
@@ -185,6 +195,11 @@ def _existing_entry(path: Path, i: int, cfg: GenerateConfig, entry: dict | None,
             f"{path}: holds seed {info.seed}, but episode {i} of base_seed {cfg.base_seed} has "
             f"seed {cfg.base_seed + i} (this run was made with base_seed {info.seed - i}?); use "
             "that base_seed or another run directory"
+        )
+    if info.truth != cfg.truth:
+        raise GenerateError(
+            f"{path}: generated {'with' if info.truth else 'without'} truth, but truth="
+            f"{cfg.truth}; use the same setting or another run directory"
         )
     if entry is not None and (why := disagreement(info, entry)):
         raise GenerateError(
@@ -229,7 +244,7 @@ def _play_round(
         n_workers,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(cfg.max_steps, cfg.resolution),
+        initargs=(cfg.max_steps, cfg.resolution, cfg.truth),
     ) as pool:
         futures: dict[Future, int] = {
             pool.submit(_run_episode, i, cfg.base_seed + i, str(run.root)): i for i in todo

@@ -9,6 +9,7 @@ The episode terminates at death and is truncated at ``max_steps`` (2100).
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -28,8 +29,9 @@ def action_to_buttons(a: float) -> list[int]:
     return [int(a < LEFT_THRESHOLD), int(a > RIGHT_THRESHOLD)]
 
 
-def make_game(resolution: str = "RES_160X120") -> vzd.DoomGame:
-    """A headless, initialised DoomGame running the bundled take_cover scenario."""
+def make_game(resolution: str = "RES_160X120", labels: bool = False) -> vzd.DoomGame:
+    """A headless, initialised DoomGame running the bundled take_cover scenario; ``labels``
+    also renders the labels buffer (the objects on screen; it changes no frame and no RNG)."""
     try:
         res = getattr(vzd.ScreenResolution, resolution)
     except AttributeError:
@@ -40,6 +42,7 @@ def make_game(resolution: str = "RES_160X120") -> vzd.DoomGame:
     game.set_screen_resolution(res)
     game.set_screen_format(vzd.ScreenFormat.RGB24)
     game.set_mode(vzd.Mode.PLAYER)
+    game.set_labels_buffer_enabled(labels)
     game.set_available_game_variables([vzd.GameVariable.HEALTH, vzd.GameVariable.POSITION_Y])
     buttons = game.get_available_buttons()
     if buttons != [vzd.Button.MOVE_LEFT, vzd.Button.MOVE_RIGHT]:
@@ -48,13 +51,21 @@ def make_game(resolution: str = "RES_160X120") -> vzd.DoomGame:
     return game
 
 
+def _speed(label: Any) -> float:
+    """A label's object speed in map units per tic (0 while a fireball explodes)."""
+    return math.hypot(label.object_velocity_x, label.object_velocity_y, label.object_velocity_z)
+
+
 class TakeCoverEnv(gym.Env):
     """Gymnasium wrapper: observations are preprocessed 64x64x3 uint8 frames, or the raw
     (120, 160, 3) screens with ``preprocess=False`` (for callers that preprocess in bulk).
 
     ``reset(seed=s)`` calls ``game.set_seed(s)`` right before ``new_episode()``, so the same
     seed and the same actions replay the same episode. ``info`` holds the player's ``health``
-    and lateral map coordinate ``y`` (strafing left raises it).
+    and lateral map coordinate ``y`` (strafing left raises it); with ``truth=True`` also
+    ``labels``: every object in the labels buffer of that frame as ``(name, x, y, width,
+    height, speed)`` (screen pixels; speed in map units per tic), the raw material of
+    ``data/truth.py``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 35}
@@ -65,9 +76,11 @@ class TakeCoverEnv(gym.Env):
         resolution: str = "RES_160X120",
         render_mode: str | None = None,
         preprocess: bool = True,
+        truth: bool = False,
     ) -> None:
-        self.game = make_game(resolution)
+        self.game = make_game(resolution, labels=truth)
         self.preprocess = preprocess
+        self.truth = truth
         shape = FRAME_SHAPE if preprocess else self.screen_shape
         self.observation_space = gym.spaces.Box(0, 255, shape, np.uint8)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
@@ -78,6 +91,7 @@ class TakeCoverEnv(gym.Env):
         self._screen: np.ndarray | None = None
         self._health = 0.0
         self._y = 0.0
+        self._labels: tuple = ()
 
     @property
     def screen_shape(self) -> tuple[int, int, int]:
@@ -86,10 +100,15 @@ class TakeCoverEnv(gym.Env):
     def _observe(self) -> np.ndarray:
         state = self.game.get_state()
         if state is None:  # the episode has finished: repeat the last frame
-            self._health = 0.0
+            self._health, self._labels = 0.0, ()
             return self._obs.copy()
         self._screen = state.screen_buffer  # a fresh array for every state
         self._health, self._y = (float(v) for v in state.game_variables)
+        if self.truth:
+            self._labels = tuple(
+                (lab.object_name, lab.x, lab.y, lab.width, lab.height, _speed(lab))
+                for lab in state.labels
+            )
         self._obs = preprocess_frame(self._screen) if self.preprocess else self._screen
         return self._obs
 
@@ -102,7 +121,13 @@ class TakeCoverEnv(gym.Env):
         self.game.set_seed(int(seed) % 2**32)
         self.game.new_episode()
         self._t = 0
-        return self._observe(), {"health": self._health, "y": self._y}
+        return self._observe(), self._info()
+
+    def _info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"health": self._health, "y": self._y, "t": self._t}
+        if self.truth:
+            info["labels"] = self._labels
+        return info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = float(np.asarray(action, dtype=np.float32).reshape(-1)[0])
@@ -111,8 +136,7 @@ class TakeCoverEnv(gym.Env):
         terminated = self.game.is_episode_finished()
         truncated = not terminated and self._t >= self.max_steps
         obs = self._observe()
-        info = {"health": self._health, "y": self._y, "t": self._t}
-        return obs, 1.0, terminated, truncated, info
+        return obs, 1.0, terminated, truncated, self._info()
 
     def render(self) -> np.ndarray | None:
         """The raw RGB screen of the last observation (H, W, 3) uint8."""
