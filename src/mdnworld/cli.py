@@ -145,6 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="benchmarks/results/real_baselines.json: untrained policies on the same seeds",
     )
 
+    text = (
+        "score the SPEC detectors against the game's truth (episodes made with generate "
+        "--truth), on real held-out frames and V's reconstructions -> analysis/detectors/"
+    )
+    s = sub.add_parser("detectors", help=text, description=text)
+    s.add_argument("run_dir", type=Path)
+    s.add_argument(
+        "--episodes", type=int, default=0, help="the first N held-out episodes (default: 0 = all)"
+    )
+    s.add_argument(
+        "--device", default="auto", help="device of V (auto, cpu, cuda, ...; default: auto)"
+    )
+
     text = "write RUN_DIR/report/index.html: one page with every stage's results"
     s = sub.add_parser("report", help=text, description=text)
     _common(s)
@@ -208,6 +221,11 @@ def _cmd_results(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     """Carry out a parsed command; its exit status."""
+    if args.command == "detectors":  # reads the run, writes analysis/detectors/
+        from mdnworld.analysis.truth import evaluate_detectors
+
+        evaluate_detectors(args.run_dir, episodes=args.episodes, device=args.device)
+        return 0
     if args.command in ("collect-results", "controller-results", "export-models", "from-shipped"):
         _cmd_results(args)
         return 0

@@ -12,6 +12,7 @@ the files named here, so each stage can be rerun, resumed or replaced alone::
       rnn/         split.json, model_<i>/{model,best,checkpoint}.*, log.jsonl     train-rnn
       dreams/      model_<i>/[committed_<k>/]{dreams.npz,dreams.json,dream_<j>.mp4}  dream
       analysis/    <analysis>/results.json, summary.md                analyze
+                   detectors/{table.csv,results.json,detectors.png}  detectors
       controller/  cmaes_state.npz, controller.*, best.*, log.jsonl   train-controller
       evaluate/    scores.json, best.mp4, worst.mp4                  evaluate
       report/      index.html and its assets                         report
@@ -324,6 +325,25 @@ class RunLayout:
     @property
     def analysis_summary(self) -> Path:
         return self.analysis_dir / "summary.md"
+
+    # the detectors against the game's truth (`mdnworld detectors`; not one of ANALYSES)
+    @property
+    def detectors_dir(self) -> Path:
+        return self.analysis_dir / "detectors"
+
+    @property
+    def detectors_table(self) -> Path:
+        """Precision, recall, F1 per source x class (``table.csv``)."""
+        return self.detectors_dir / "table.csv"
+
+    @property
+    def detectors_results(self) -> Path:
+        return self.detectors_dir / "results.json"
+
+    @property
+    def detectors_figure(self) -> Path:
+        """Example frames per class: hits, misses, false alarms (``detectors.png``)."""
+        return self.detectors_dir / "detectors.png"
 
     # --- controller (control/) -------------------------------------------------------------------
     @property

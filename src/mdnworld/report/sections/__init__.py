@@ -12,6 +12,7 @@ from mdnworld.report.sections import (
     components,
     controller,
     data,
+    detectors,
     dreams,
     rnn,
     vae,
@@ -20,5 +21,5 @@ from mdnworld.report.sections import (
 
 SECTIONS: tuple[tuple[Spec, Callable[[Context], Section]], ...] = tuple(
     (m.SPEC, m.section)
-    for m in (data, vae, rnn, dreams, components, worlds_events, committed, controller)
+    for m in (data, vae, rnn, dreams, components, worlds_events, committed, detectors, controller)
 )
