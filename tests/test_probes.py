@@ -115,6 +115,9 @@ PROBES: dict[str, tuple[Setup, str]] = {
     "wall_red_over_blue=-inf": (
         lambda run: ["analyze", "all", str(run), "--set", "analyze.wall_red_over_blue=-inf"],
         "analyze.wall_red_over_blue"),
+    "detectors=nope": (
+        lambda run: ["analyze", "all", str(run), "--set", "analyze.detectors=nope"],
+        "analyze.detectors"),
     "epochs=0": (_flag("train-vae", "--set", "vae.epochs=0"), "vae.epochs"),
     "epochs=-2": (_flag("train-vae", "--epochs", "-2"), "vae.epochs"),
     "episodes=-3": (_flag("generate", "--episodes", "-3"), "generate.episodes"),

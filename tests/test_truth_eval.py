@@ -168,6 +168,22 @@ def test_detectors_cli_episodes_and_no_split(tmp_path: Path) -> None:
     assert read_json(run.detectors_results)["episodes"] == [0]
 
 
+def test_detectors_validated_set_goes_beside_the_spec_one(tmp_path: Path) -> None:
+    run = write_run(tmp_path, n=2)
+    assert main(["detectors", str(tmp_path), "--device", "cpu"]) == 0
+    assert main(["detectors", str(tmp_path), "--device", "cpu", "--detectors", "validated"]) == 0
+    val = run.detectors_set_dir("validated")
+    assert read_json(val / "results.json")["detectors"] == "validated"
+    assert read_json(run.detectors_results)["detectors"] == "spec"  # untouched
+    assert (val / "table.csv").exists() and (val / "detectors.png").stat().st_size > 0
+    with open(run.detectors_compare) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["class"] for r in rows] == list(CLASSES)
+    assert set(rows[0]) == {"source", "class", "f1_spec", "f1_validated"}
+    with pytest.raises(SystemExit):
+        main(["detectors", str(tmp_path), "--detectors", "nope"])
+
+
 def test_detectors_without_truth_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -157,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--device", default="auto", help="device of V (auto, cpu, cuda, ...; default: auto)"
     )
+    s.add_argument(
+        "--detectors",
+        choices=("spec", "validated"),
+        default="spec",
+        help="detector set: the SPEC's or the one chosen against the truth (default: spec; "
+        "validated -> analysis/detectors/validated/, both in analysis/detectors/compare.csv)",
+    )
 
     text = "write RUN_DIR/report/index.html: one page with every stage's results"
     s = sub.add_parser("report", help=text, description=text)
@@ -224,7 +231,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "detectors":  # reads the run, writes analysis/detectors/
         from mdnworld.analysis.truth import evaluate_detectors
 
-        evaluate_detectors(args.run_dir, episodes=args.episodes, device=args.device)
+        evaluate_detectors(
+            args.run_dir, episodes=args.episodes, device=args.device, detectors=args.detectors
+        )
         return 0
     if args.command in ("collect-results", "controller-results", "export-models", "from-shipped"):
         _cmd_results(args)

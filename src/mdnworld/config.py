@@ -250,10 +250,11 @@ class AnalyzeConfig:
     c_start: int = 150
     c_model: int = 0
     """Which M dreams the committed dreams (components are not comparable across Ms)."""
+    detectors: Literal["spec", "validated"] = "spec"
+    """B and C's detector set (analysis/detectors.py ``DETECTOR_SETS``)."""
     wall_red_over_blue: float = 0.0
-    """Beyond SPEC §6: a side wall also needs its edge column's mean red to exceed its mean
-    blue by this much (0 = the spec's red-only test, which also fires on a bright grey
-    ceiling; 0.05 separates brown brick from grey on real frames, analysis/detectors.py)."""
+    """> 0: overrides the set's wall colour test (a wall's edge mean red - blue must exceed
+    it; 0 = the set's own; 0.05 separates brick from a grey ceiling, analysis/detectors.py)."""
     device: str = "auto"
     threads: int = 0
 

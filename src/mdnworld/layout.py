@@ -13,6 +13,7 @@ the files named here, so each stage can be rerun, resumed or replaced alone::
       dreams/      model_<i>/[committed_<k>/]{dreams.npz,dreams.json,dream_<j>.mp4}  dream
       analysis/    <analysis>/results.json, summary.md                analyze
                    detectors/{table.csv,results.json,detectors.png}  detectors
+                   detectors/validated/{same}, detectors/compare.csv  detectors
       controller/  cmaes_state.npz, controller.*, best.*, log.jsonl   train-controller
       evaluate/    scores.json, best.mp4, worst.mp4                  evaluate
       report/      index.html and its assets                         report
@@ -344,6 +345,15 @@ class RunLayout:
     def detectors_figure(self) -> Path:
         """Example frames per class: hits, misses, false alarms (``detectors.png``)."""
         return self.detectors_dir / "detectors.png"
+
+    def detectors_set_dir(self, name: str) -> Path:
+        """Where one detector set's three files go: "spec" -> ``detectors/``, else a subfolder."""
+        return self.detectors_dir if name == "spec" else self.detectors_dir / name
+
+    @property
+    def detectors_compare(self) -> Path:
+        """F1 per source x class, one column per detector set scored so far (``compare.csv``)."""
+        return self.detectors_dir / "compare.csv"
 
     # --- controller (control/) -------------------------------------------------------------------
     @property

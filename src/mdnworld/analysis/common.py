@@ -4,6 +4,7 @@ dreams, and small writers for CSV and figures. Outputs go under ``RUN_DIR/analys
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mdnworld.analysis.detectors import FrameFeatures, Thresholds, detect
+from mdnworld.analysis.detectors import DETECTOR_SETS, FrameFeatures, detect
 from mdnworld.checkpoints import StartBank, Starts, load_mdnrnn, load_vae
 from mdnworld.config import AnalyzeConfig
 from mdnworld.device import resolve_device, set_threads
@@ -103,7 +104,9 @@ def labelled_dreams(
         p_change=cfg.p_change,
     )
     frames = decode(inputs.vae, rec.z)
-    th = Thresholds(wall_red_over_blue=cfg.wall_red_over_blue)
+    th = DETECTOR_SETS[cfg.detectors]
+    if cfg.wall_red_over_blue > 0:
+        th = dataclasses.replace(th, wall_red_over_blue=cfg.wall_red_over_blue)
     return LabelledDreams(rec, starts, frames, [detect(f, th) for f in frames])
 
 

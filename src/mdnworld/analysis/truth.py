@@ -30,6 +30,8 @@ Files (``RunLayout.detectors_*``, under ``analysis/detectors/``): ``table.csv`` 
 source x class), ``results.json`` (the same numbers, the episodes used, the thresholds) and
 ``detectors.png`` (example frames per class: hits, misses, false alarms). A run without a
 trained V gets the real-frame rows only (``results.json``: ``"reconstruction": null``).
+``--detectors validated`` (``DETECTOR_SETS``) writes the same three files under
+``detectors/validated/``; ``compare.csv`` puts the F1 of every set scored so far side by side.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import numpy as np
 
 from mdnworld.analysis.common import pyplot, save_figure, write_csv
 from mdnworld.analysis.detectors import (
+    DETECTOR_SETS,
     FrameFeatures,
     Thresholds,
     detect,
@@ -194,13 +197,17 @@ def evaluate_detectors(
     device: str = "auto",
     thresholds: Thresholds | None = None,
     examples: int = 3,
+    detectors: str = "spec",
     seed: int = 0,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Score the detectors on the held-out episodes (the first ``episodes`` of them; 0 = all)
     and write ``analysis/detectors/``; returns what ``results.json`` holds. ``thresholds``:
-    the detectors' settings (default: SPEC §6's)."""
-    thresholds = thresholds or Thresholds()
+    the detectors' settings (default: those of the set ``detectors``, a ``DETECTOR_SETS`` name,
+    whose files go to ``RunLayout.detectors_set_dir(detectors)``)."""
+    if detectors not in DETECTOR_SETS:
+        raise ConfigError(f"--detectors must be one of {sorted(DETECTOR_SETS)}, got {detectors!r}")
+    thresholds = thresholds or DETECTOR_SETS[detectors]
     if episodes < 0:
         raise ConfigError(f"--episodes must be >= 0 (0 = all held-out episodes), got {episodes}")
     run = RunLayout(run_dir)
@@ -230,6 +237,7 @@ def evaluate_detectors(
     log(f"detectors: {len(ids)} episodes ({origin}), sources {list(sources)}")
     true_all = np.concatenate(labels["truth"])
     result = {
+        "detectors": detectors,
         "episodes": ids,
         "episodes_from": origin,
         "frames": len(true_all),
@@ -239,7 +247,7 @@ def evaluate_detectors(
         "scores": {s: score_classes(np.concatenate(labels[s]), true_all) for s in sources},
     }
     write_outputs(run, result, shown)
-    log(f"detectors: wrote {run.rel(run.detectors_dir)}")
+    log(f"detectors: wrote {run.rel(run.detectors_set_dir(detectors))}")
     return result
 
 
@@ -256,14 +264,39 @@ def table_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def write_outputs(run: RunLayout, result: dict[str, Any], shown: Examples) -> None:
-    run.detectors_dir.mkdir(parents=True, exist_ok=True)
+    name = result.get("detectors", "spec")
+    out = run.detectors_set_dir(name)
+    out.mkdir(parents=True, exist_ok=True)
     rows = [{k: "" if v is None else v for k, v in r.items()} for r in table_rows(result)]
-    write_csv(run.detectors_table, rows)
-    atomic_write_json(run.detectors_results, result)
-    write_figure(run.detectors_figure, shown, list(result["scores"]))
+    write_csv(out / run.detectors_table.name, rows)
+    atomic_write_json(out / run.detectors_results.name, result)
+    write_figure(out / run.detectors_figure.name, shown, list(result["scores"]), name)
+    write_compare(run)
 
 
-def write_figure(path: Path, shown: Examples, sources: Sequence[str]) -> None:
+def write_compare(run: RunLayout) -> None:
+    """``compare.csv``: F1 per (source, class), one column per set with a ``results.json``."""
+    f1: dict[str, dict[tuple[str, str], Any]] = {}
+    for name in DETECTOR_SETS:
+        path = run.detectors_set_dir(name) / run.detectors_results.name
+        if path.exists():
+            rows = table_rows(read_json(path))
+            f1[name] = {(r["source"], r["class"]): r["f1"] for r in rows}
+    keys = list(dict.fromkeys(k for by in f1.values() for k in by))
+    rows = [
+        {"source": s, "class": c, **{f"f1_{n}": _blank(by.get((s, c))) for n, by in f1.items()}}
+        for s, c in keys
+    ]
+    write_csv(run.detectors_compare, rows)
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def write_figure(
+    path: Path, shown: Examples, sources: Sequence[str], detectors: str = "spec"
+) -> None:
     """Rows: (source, class) of :data:`FIGURE_CLASSES`; columns: k examples of each cell."""
     plt = pyplot()
     rows = [(s, name) for s in sources for name in FIGURE_CLASSES]
@@ -286,5 +319,6 @@ def write_figure(path: Path, shown: Examples, sources: Sequence[str]) -> None:
                 ax.set_title(cell, fontsize=8, loc="left")
             if c == 0:
                 ax.set_ylabel(f"{name}\n({source})", fontsize=7)
-    fig.suptitle("SPEC detectors vs. game truth (captions: detector/truth counts)", fontsize=9)
+    title = f"{'SPEC' if detectors == 'spec' else detectors} detectors vs. game truth"
+    fig.suptitle(f"{title} (captions: detector/truth counts)", fontsize=9)
     save_figure(fig, path)

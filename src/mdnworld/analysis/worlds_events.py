@@ -40,6 +40,7 @@ from mdnworld.reference import PAPER_WORLDS_EVENTS
 NAME = "worlds-events"
 """The CLI name; ``RunLayout.analysis(NAME)`` is the folder."""
 SETTINGS = ("b_dreams", "b_steps", "tau_pi", "tau_sigma", "p_change", "seed")
+SETTINGS += ("detectors", "wall_red_over_blue")  # the labels depend on them too
 
 
 def dream_labels(run_dir: Path, inputs: Inputs, cfg: AnalyzeConfig, log: Callable) -> dict:
