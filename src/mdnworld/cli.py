@@ -87,30 +87,8 @@ def _common(parser: argparse.ArgumentParser, run_dir: bool = True) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="mdnworld",
-        description="World Models on the real ViZDoom Take Cover game, and what each "
-        "component of a Mixture Density RNN predicts.",
-    )
-    p.add_argument("--version", action="version", version=f"mdnworld {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    for stage in STAGES:
-        s = sub.add_parser(stage.name, help=stage.help, description=stage.help)
-        if stage.name == "analyze":  # one sub-subcommand per analysis, and "all"
-            which = s.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
-            for name, text in ANALYSIS_HELP.items():
-                a = which.add_parser(name, help=text, description=text)
-                _common(a)
-                _add_stage_flags(a, stage.section)
-            continue
-        _common(s)
-        _add_stage_flags(s, stage.section)
-
-    s = sub.add_parser("validate", help="check every episode file of a run")
-    _common(s)
-
+def _add_result_commands(sub: argparse._SubParsersAction) -> None:
+    """The commands around the stages: shipping models, collecting results, detectors."""
     text = "write V, the Ms, the split and start latents of a run into OUT to ship them"
     s = sub.add_parser("export-models", help=text, description=text)
     s.add_argument("run_dir", type=Path, help="a run with trained V and M(s)")
@@ -164,6 +142,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="detector set: the SPEC's or the one chosen against the truth (default: spec; "
         "validated -> analysis/detectors/validated/, both in analysis/detectors/compare.csv)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mdnworld",
+        description="World Models on the real ViZDoom Take Cover game, and what each "
+        "component of a Mixture Density RNN predicts.",
+    )
+    p.add_argument("--version", action="version", version=f"mdnworld {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for stage in STAGES:
+        s = sub.add_parser(stage.name, help=stage.help, description=stage.help)
+        if stage.name == "analyze":  # one sub-subcommand per analysis, and "all"
+            which = s.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
+            for name, text in ANALYSIS_HELP.items():
+                a = which.add_parser(name, help=text, description=text)
+                _common(a)
+                _add_stage_flags(a, stage.section)
+            continue
+        _common(s)
+        _add_stage_flags(s, stage.section)
+
+    s = sub.add_parser("validate", help="check every episode file of a run")
+    _common(s)
+
+    _add_result_commands(sub)
 
     text = "write RUN_DIR/report/index.html: one page with every stage's results"
     s = sub.add_parser("report", help=text, description=text)
