@@ -253,8 +253,9 @@ def load_latents(
     path: Path | str, latent_dim: int | None = None, vae_sha256: str | None = None
 ) -> dict[str, np.ndarray]:
     """One encoded episode, validated (shapes, dtypes, lengths; errors name the file), and
-    refused if it records another V than ``vae_sha256``. A file that records no V (written
-    before latents did) is accepted: pass the V of a manifest that vouches for it."""
+    refused if it records another V than ``vae_sha256`` or holds a non-finite value. A file
+    that records no V (written before latents did) is accepted: pass the V of a manifest that
+    vouches for it."""
     path = Path(path)
     with open_npz(path) as z:
         _latent_header(z)
@@ -269,6 +270,13 @@ def load_latents(
     zdim = d["mu"].shape[1]
     if latent_dim is not None and zdim != latent_dim:
         raise EpisodeFileError(path, f"latent size {zdim}, expected {latent_dim}")
+    for key in ("mu", "logvar", "actions", "rewards"):  # what M trains on and dreams start from
+        bad = ~np.isfinite(d[key])
+        if bad.any():
+            t = int(np.flatnonzero(bad.reshape(len(bad), -1).any(1))[0])
+            raise EpisodeFileError(
+                path, f"'{key}' is not finite (first at frame {t}); encode this episode again"
+            )
     return d
 
 

@@ -28,7 +28,7 @@ from mdnworld.data.sequences import (
     random_walk_nll,
     random_walk_sigma,
 )
-from mdnworld.errors import ConfigError, DataError, EpisodeFileError, MissingError
+from mdnworld.errors import ConfigError, DataError, MissingError
 from mdnworld.layout import RunLayout, episode_index
 
 MIN_SCALE = 1e-6
@@ -55,20 +55,6 @@ class RNNData:
     scale: np.ndarray
 
 
-def _load_finite(path: Path, latent_dim: int, vae_sha256: str) -> dict[str, np.ndarray]:
-    """One latent file, refused if another V than the manifest's made it or if a value M
-    would train on is not finite."""
-    d = load_latents(path, latent_dim=latent_dim, vae_sha256=vae_sha256)
-    for key in ("mu", "logvar", "actions", "rewards"):
-        bad = ~np.isfinite(d[key])
-        if bad.any():
-            t = int(np.flatnonzero(bad.reshape(len(bad), -1).any(1))[0])
-            raise EpisodeFileError(
-                path, f"'{key}' is not finite (first at frame {t}); encode this episode again"
-            )
-    return d
-
-
 def load_rnn_data(run_dir: Path, cfg: RNNConfig) -> RNNData:
     """Read every latent file (all in memory), split, window, fit the baseline."""
     if cfg.z_source not in Z_SOURCES:
@@ -89,7 +75,7 @@ def load_rnn_data(run_dir: Path, cfg: RNNConfig) -> RNNData:
 
     def windows(ids: list[int]) -> SequenceData:
         return SequenceData(
-            [_load_finite(by_id[i], zdim, man["vae_sha256"]) for i in ids],
+            [load_latents(by_id[i], latent_dim=zdim, vae_sha256=man["vae_sha256"]) for i in ids],
             cfg.seq_len,
             cfg.skip_ahead,
             names=[by_id[i].name for i in ids],
