@@ -165,6 +165,27 @@ def _in_background(cmd: list[str]) -> Callable[[], float]:
     return wait
 
 
+def killed_and_resumed(
+    cmd: Callable[[Path], list[str]],
+    runs: tuple[Path, Path, Path],
+    pick: Callable[[RunLayout], tuple[Path, list[str], list[Path]]],
+    seed: int,
+) -> None:
+    """Run ``cmd`` on three copies: ``a`` uninterrupted; ``b`` killed in the writes that
+    ``pick`` names (its folder, temp-name patterns, weights pairs), then finished; ``c`` killed
+    at a random instant, then finished. The caller compares b and c with a."""
+    a, b, c = runs
+    uninterrupted = _in_background(cmd(a))
+    folder, patterns, pairs = pick(RunLayout(b))
+    events = kills_in_write(cmd(b), folder, patterns, pairs)
+    finish_b = _in_background(cmd(b))
+    events.append(kill_at_random(cmd(c), uninterrupted(), random.Random(seed)))
+    assert_loadable(*pick(RunLayout(c))[2])
+    print(f"seed {seed}: {events}")
+    _finish(cmd(c))
+    finish_b()
+
+
 # --- V ---
 
 VAE_FLAGS = _flags(
@@ -184,22 +205,14 @@ def _vae(run: Path) -> list[str]:
 
 def test_train_vae_killed_anywhere_resumes_exactly(small_run: Path, tmp_path: Path) -> None:
     a, b, c = (_copy(small_run, tmp_path / name, "episodes") for name in "abc")
-    uninterrupted = _in_background(_vae(a))
-    ckpt = RunLayout(b).vae_checkpoint.with_suffix(".safetensors")
-    # b: killed writing the new tensors (before the commit), then between the commit and
-    # the rename (a first save has no pending file: the second run meets one)
-    events = kills_in_write(
-        _vae(b),
-        RunLayout(b).vae_dir,
-        [r"checkpoint\.safetensors.*\.tmp$", r"^\.checkpoint\..*\.pending$"],
-        [ckpt],
-    )
-    finish_b = _in_background(_vae(b))
-    events.append(kill_at_random(_vae(c), uninterrupted(), random.Random(SEED)))
-    assert_loadable(RunLayout(c).vae_checkpoint.with_suffix(".safetensors"))
-    print(f"seed {SEED}: {events}")
-    _finish(_vae(c))
-    finish_b()
+
+    def pick(run: RunLayout) -> tuple[Path, list[str], list[Path]]:
+        # killed writing the new tensors (before the commit), then between the commit and
+        # the rename (a first save has no pending file: the second run meets one)
+        patterns = [r"checkpoint\.safetensors.*\.tmp$", r"^\.checkpoint\..*\.pending$"]
+        return run.vae_dir, patterns, [run.vae_checkpoint.with_suffix(".safetensors")]
+
+    killed_and_resumed(_vae, (a, b, c), pick, SEED)
     for run in (b, c):
         assert_same_weights(RunLayout(a).vae_model, RunLayout(run).vae_model)
         assert_no_temps(RunLayout(run).vae_dir)
@@ -225,22 +238,15 @@ def _rnn(run: Path) -> list[str]:
 
 def test_train_rnn_killed_anywhere_resumes_exactly(encoded: Path, tmp_path: Path) -> None:
     a, b, c = (_copy(encoded, tmp_path / name, "latents") for name in "abc")
-    uninterrupted = _in_background(_rnn(a))
-    run = RunLayout(b)
-    # b: best.* first (the first epoch's end always writes it, later ones only on a new
-    # best), then a checkpoint's JSON, then any pending file
-    events = kills_in_write(
-        _rnn(b),
-        run.rnn_model_dir(0),
-        [r"^\.best\.", r"^\.checkpoint\.json\..*\.tmp$", r"\.pending$"],
-        [run.rnn_checkpoint(0).with_suffix(".safetensors"), run.rnn_best(0)],
-    )
-    finish_b = _in_background(_rnn(b))
-    events.append(kill_at_random(_rnn(c), uninterrupted(), random.Random(SEED + 1)))
-    assert_loadable(RunLayout(c).rnn_checkpoint(0).with_suffix(".safetensors"))
-    print(f"seed {SEED + 1}: {events}")
-    _finish(_rnn(c))
-    finish_b()
+
+    def pick(run: RunLayout) -> tuple[Path, list[str], list[Path]]:
+        # best.* first (the first epoch's end always writes it, later ones only on a new
+        # best), then a checkpoint's JSON, then any pending file
+        patterns = [r"^\.best\.", r"^\.checkpoint\.json\..*\.tmp$", r"\.pending$"]
+        pairs = [run.rnn_checkpoint(0).with_suffix(".safetensors"), run.rnn_best(0)]
+        return run.rnn_model_dir(0), patterns, pairs
+
+    killed_and_resumed(_rnn, (a, b, c), pick, SEED + 1)
     for other in (b, c):
         for which in (RunLayout.rnn_model, RunLayout.rnn_best):
             assert_same_weights(which(RunLayout(a), 0), which(RunLayout(other), 0))
