@@ -17,8 +17,9 @@ import pytest
 
 from mdnworld import cli
 from mdnworld.cli import build_parser, main
-from mdnworld.config import ConfigError, Resolution, VAEConfig, field_docs, load_config
+from mdnworld.config import ConfigError, Resolution, VAEConfig, load_config
 from mdnworld.errors import DataError, MissingError, UserError
+from mdnworld.fields import field_docs
 from mdnworld.pipeline import STAGES
 from mdnworld.stage_log import stage_totals
 

@@ -30,8 +30,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mdnworld import records
-from mdnworld.config import RULES, STAGES, RunConfig, literal_choices, load_config
+from mdnworld.config import RULES, STAGES, RunConfig, load_config
 from mdnworld.errors import UserError
+from mdnworld.fields import literal_choices
 from mdnworld.io import write_npz
 from mdnworld.layout import RunLayout
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from mdnworld import __version__
-from mdnworld.config import RULES, RunConfig, field_docs, literal_choices, load_config
+from mdnworld.config import RULES, RunConfig, load_config
 from mdnworld.errors import MissingError, UserError
+from mdnworld.fields import field_docs, literal_choices
 from mdnworld.layout import RunLayout
 from mdnworld.pipeline import STAGES, run_pipeline, save_run_config
 from mdnworld.stage_log import measure_stage

@@ -13,19 +13,15 @@ string option is a ``Literal`` of its allowed values, a float is finite (no nan,
 the numeric fields in ``RULES`` have a range; the ``ConfigError`` names the file or override,
 the key and what is allowed.
 
-The string literal after each field is its documentation; ``field_docs`` reads it for the
+The string literal after each field is its documentation; ``fields.field_docs`` reads it for the
 command line's ``--help``.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
-import inspect
 import math
 import os
-import textwrap
 import tomllib
 import types
 import typing
@@ -37,8 +33,8 @@ from typing import Any, Literal
 from mdnworld.errors import ConfigError
 
 ReconLoss = Literal["bce", "mse"]
-Amp = Literal["none", "bf16"]
-"""train/common.py's ``autocast``."""
+Amp = Literal["auto", "none", "bf16"]
+"""device.py's ``resolve_amp``: "auto" = bf16 where the CPU has native bf16, else float32."""
 Mixture = Literal["shared", "per_dim"]
 ZSource = Literal["mu", "sample"]
 DoneRule = Literal["sample", "threshold"]
@@ -96,7 +92,18 @@ class VAEConfig:
     """"bce" (the paper's) or "mse" (World Models'), summed over the 12,288 values."""
     free_bits: float = 0.0
     """Floor on the per-frame KL in nats (World Models: kl_tolerance 0.5 x 64 = 32)."""
+    beta: float = 1.0
+    """Weight of the KL term (1 = the ELBO)."""
+    bright_weight: float = 0.0
+    """Extra reconstruction weight of the pixels that are bright in the real frame (grey >
+    0.65, the detectors' test: fireballs and explosions): each counts 1 + bright_weight times."""
+    decoder_width: int = 1
+    """Channel multiplier of the decoder's three hidden layers (1 = World Models')."""
     epochs: int = 10
+    """Maximum number of epochs; ``max_minutes`` may end training sooner."""
+    max_minutes: float = 0.0
+    """Also stop at the first epoch end after this many minutes of training in one call (0 = no
+    limit); the weights then are the final model."""
     batch_size: int = 100
     lr: float = 1e-3
     val_fraction: float = 0.15
@@ -110,8 +117,8 @@ class VAEConfig:
     """Steps between checkpoints (besides every epoch end)."""
     checkpoint_minutes: float = 10.0
     """Wall-clock minutes between checkpoints at most: a stop loses no more than this."""
-    amp: Amp = "none"
-    """"bf16" autocast, or "none"; see benchmarks/vae.py for whether it pays off here."""
+    amp: Amp = "auto"
+    """"bf16" autocast, "none", or "auto": bf16 on a CPU with native bf16 (benchmarks/vae.py)."""
     device: str = "auto"
     threads: int = 0
     """Torch CPU threads; 0 = one per core."""
@@ -185,9 +192,9 @@ class RNNConfig:
     checkpoint_every: int = 500
     """Steps between checkpoints (besides every epoch end)."""
     checkpoint_minutes: float = 10.0
-    amp: Amp = "none"
-    """"bf16" autocast or "none". For GPUs: on a CPU without native bf16, oneDNN's LSTM rejects
-    bf16 and PyTorch's own kernels are ~20x slower than float32 (benchmarks/rnn.py)."""
+    amp: Amp = "auto"
+    """"bf16" autocast, "none", or "auto": bf16 on a CPU with native bf16 (decided from its flags
+    at run time); without it, PyTorch's own bf16 kernels are ~20x slower (benchmarks/rnn.py)."""
     device: str = "auto"
     threads: int = 0
     """Torch CPU threads; 0 = one per core."""
@@ -335,39 +342,6 @@ STAGES: tuple[str, ...] = tuple(
 )
 
 
-@functools.cache
-def field_docs(cls: type) -> dict[str, str]:
-    """Each field's documentation: the string literal right after it in the class body (read
-    from the source once; empty where the source is not available)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):
-        return {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    docs: dict[str, str] = {}
-    for node, after in zip(body, body[1:], strict=False):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(after, ast.Expr)
-            and isinstance(after.value, ast.Constant)
-            and isinstance(after.value.value, str)
-        ):
-            docs[node.target.id] = inspect.cleandoc(after.value.value)
-    return docs
-
-
-def literal_choices(typ: Any) -> tuple[Any, ...] | None:
-    """The allowed values of a ``Literal[...]`` field type (also inside ``X | None``), or None."""
-    if typing.get_origin(typ) is Literal:
-        return typing.get_args(typ)
-    if typing.get_origin(typ) in (typing.Union, types.UnionType):
-        for arg in typing.get_args(typ):
-            if (choices := literal_choices(arg)) is not None:
-                return choices
-    return None
-
-
 def _in(lo: float, hi: float, closed: bool) -> tuple[str, Callable[[Any], bool]]:
     if closed:
         return f"in [{lo:g}, {hi:g}]", lambda v: lo <= v <= hi
@@ -379,12 +353,13 @@ _AT_LEAST_0: tuple[str, Callable[[Any], bool]] = (">= 0", lambda v: v >= 0)
 RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     **dict.fromkeys(
         ("epochs", "batch_size", "seq_len", "skip_ahead", "max_steps", "rollouts", "episodes",
-         "generations", "dream_chunks", "hidden", "n_components", "fps", "scale"),
+         "generations", "dream_chunks", "hidden", "n_components", "fps", "scale", "decoder_width"),
         _AT_LEAST_1,
     ),
     **dict.fromkeys(
         ("episode", "eval_episodes", "workers", "threads", "prefetch", "retries",
-         "patience", "max_minutes", "grad_clip", "free_bits", "checkpoint_minutes",
+         "patience", "max_minutes", "grad_clip", "free_bits", "checkpoint_minutes", "beta",
+         "bright_weight",
          "eval_every", "model_index", "models", "tau_sigma"),
         _AT_LEAST_0,
     ),

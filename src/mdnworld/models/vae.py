@@ -33,6 +33,8 @@ class VAEArch:
 
     latent_dim: int = 64
     in_channels: int = 3
+    decoder_width: int = 1
+    """Channel multiplier of the decoder's hidden layers (1 = World Models' 128, 64, 32)."""
 
 
 class VAE(nn.Module):
@@ -41,7 +43,7 @@ class VAE(nn.Module):
     def __init__(self, arch: VAEArch = VAEArch()) -> None:
         super().__init__()
         self.arch = arch
-        c, z = arch.in_channels, arch.latent_dim
+        c, z, w = arch.in_channels, arch.latent_dim, arch.decoder_width
         # 64 -> 31 -> 14 -> 6 -> 2 spatially; 256 * 2 * 2 = 1024 features.
         self.encoder = nn.Sequential(
             nn.Conv2d(c, 32, kernel_size=4, stride=2),
@@ -59,13 +61,13 @@ class VAE(nn.Module):
         self.fc_dec = nn.Linear(z, 1024)
         # (1024, 1, 1) -> 5 -> 13 -> 30 -> 64 spatially. No sigmoid here: see decode_logits.
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(1024, 128, kernel_size=5, stride=2),
+            nn.ConvTranspose2d(1024, 128 * w, kernel_size=5, stride=2),
             nn.ReLU(),
-            nn.ConvTranspose2d(128, 64, kernel_size=5, stride=2),
+            nn.ConvTranspose2d(128 * w, 64 * w, kernel_size=5, stride=2),
             nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, kernel_size=6, stride=2),
+            nn.ConvTranspose2d(64 * w, 32 * w, kernel_size=6, stride=2),
             nn.ReLU(),
-            nn.ConvTranspose2d(32, c, kernel_size=6, stride=2),
+            nn.ConvTranspose2d(32 * w, c, kernel_size=6, stride=2),
         )
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -112,6 +114,17 @@ class VAE(nn.Module):
         return self.decode_logits(z), mu, logvar
 
 
+BRIGHT = 0.65  # a pixel is bright when its grey value exceeds this (SPEC §6's detectors)
+GREY = (0.2125, 0.7154, 0.0721)  # the detectors' grey weights of R, G, B
+
+
+def bright_pixels(x: Tensor) -> Tensor:
+    """(B, 3, H, W) frames in [0, 1] -> (B, 1, H, W) float: 1 where the detectors call the
+    pixel bright (fireballs, explosions), else 0."""
+    grey = (x * x.new_tensor(GREY).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+    return (grey > BRIGHT).to(x.dtype)
+
+
 def vae_loss(
     recon_logits: Tensor,
     x: Tensor,
@@ -119,17 +132,21 @@ def vae_loss(
     logvar: Tensor,
     recon_loss: str = "bce",
     free_bits: float = 0.0,
+    beta: float = 1.0,
+    bright_weight: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Negative ELBO, returned as scalar batch means (total, recon, kl).
+    """The loss recon + beta * kl, returned as scalar batch means (total, recon, kl).
 
     recon_logits: (B, C, H, W) decoder logits (the first output of `VAE.forward`).
     x: (B, C, H, W) targets in [0, 1].  mu, logvar: (B, Z).
     recon: per-sample sum over all C*H*W values (12,288 for 3x64x64) of
         "bce": binary cross-entropy, computed from logits (numerically safe), or
-        "mse": squared error between sigmoid(recon_logits) and x.
+        "mse": squared error between sigmoid(recon_logits) and x;
+        each value of a bright pixel (``bright_pixels(x)``) weighs 1 + bright_weight.
     kl: per-sample KL(q(z|x) || N(0, I)) summed over latent dims, floored at `free_bits`
         (World Models used free_bits = kl_tolerance * latent_dim, e.g. 0.5 * 32).
-    The loss is computed in float32 even if the inputs come from bf16 autocast.
+    beta = 1 and bright_weight = 0 give the negative ELBO. The loss is computed in float32
+    even if the inputs come from bf16 autocast.
     """
     if recon_loss not in RECON_LOSSES:
         raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {recon_loss!r}")
@@ -138,11 +155,13 @@ def vae_loss(
         per_value = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
     else:
         per_value = (torch.sigmoid(logits) - x).pow(2)
+    if bright_weight:
+        per_value = per_value * (1.0 + bright_weight * bright_pixels(x))
     recon = per_value.flatten(1).sum(dim=1)  # (B,)
     kl = -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)  # (B,)
     kl = kl.clamp(min=free_bits)
     recon, kl = recon.mean(), kl.mean()
-    return recon + kl, recon, kl
+    return recon + beta * kl, recon, kl
 
 
 def frames_to_tensor(frames_uint8: np.ndarray | Tensor) -> Tensor:

@@ -56,7 +56,7 @@ from mdnworld.checkpoints import (
 )
 from mdnworld.config import RNNConfig, to_dict
 from mdnworld.data.sequences import SequenceData, done_balance
-from mdnworld.device import autocast, resolve_device, set_threads
+from mdnworld.device import autocast, resolve_amp, resolve_device, set_threads
 from mdnworld.errors import CheckpointError, ConfigError
 from mdnworld.io import atomic_write_json, read_json, remove_stale_temps
 from mdnworld.layout import RunLayout
@@ -455,7 +455,7 @@ def train_rnn(
         f"{len(data.val)} validation windows ({data.val.n_episodes} episodes); {skipped} "
         f"episode(s) shorter than {cfg.seq_len + 1} frames skipped ({data.train.skipped} "
         f"train, {data.val.skipped} val); latent size {data.latent_dim}, z from "
-        f"{cfg.z_source}, device {device}"
+        f"{cfg.z_source}, device {device}, amp {resolve_amp(device, cfg.amp)}"
     )
     log(
         f"train-rnn: baseline z_(t+1) = z_t, NLL/dim val {data.baseline_val:.4f}, "
@@ -483,8 +483,8 @@ def _check_config(cfg: RNNConfig) -> None:
     """What the config loader may not have checked (a config built in code)."""
     if cfg.models < 1 or cfg.model_index < 0 or cfg.epochs < 1:
         raise ConfigError("rnn.models and rnn.epochs must be >= 1 and rnn.model_index >= 0")
-    if cfg.amp not in ("none", "bf16"):
-        raise ConfigError(f"rnn.amp must be 'none' or 'bf16', got {cfg.amp!r}")
+    if cfg.amp not in ("auto", "none", "bf16"):
+        raise ConfigError(f"rnn.amp must be 'auto', 'none' or 'bf16', got {cfg.amp!r}")
     try:
         _arch(cfg, 1)  # the mixture kind and sizes, before any data is read
     except ValueError as e:

@@ -33,7 +33,7 @@ from mdnworld.checkpoints import load_checkpoint, save_checkpoint, save_weights
 from mdnworld.config import VAEConfig, to_dict
 from mdnworld.data.episodes import checked_episode_files
 from mdnworld.data.frames import FrameStore, split_episodes
-from mdnworld.device import autocast, resolve_device, set_threads
+from mdnworld.device import autocast, resolve_amp, resolve_device, set_threads
 from mdnworld.errors import CheckpointError, MissingError
 from mdnworld.io import atomic_write_json, remove_stale_temps
 from mdnworld.layout import RunLayout, episode_index
@@ -83,6 +83,11 @@ def read_batches(
                 time.sleep(0.001)
 
 
+def loss_of(cfg: VAEConfig, *outputs_and_target: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``vae_loss(logits, x, mu, logvar)`` with the config's loss settings."""
+    return vae_loss(*outputs_and_target, cfg.recon_loss, cfg.free_bits, cfg.beta, cfg.bright_weight)
+
+
 @torch.no_grad()
 def evaluate(model: VAE, frames: np.ndarray, cfg: VAEConfig, device: torch.device) -> dict:
     """Mean recon and KL per frame on ``frames`` (N, 64, 64, 3) uint8, fixed noise."""
@@ -93,7 +98,7 @@ def evaluate(model: VAE, frames: np.ndarray, cfg: VAEConfig, device: torch.devic
         x = frames_to_tensor(frames[i : i + cfg.batch_size]).to(device)
         with autocast(device, cfg.amp):
             logits, mu, logvar = model(x, generator=gen)
-        _, r, k = vae_loss(logits, x, mu, logvar, cfg.recon_loss, cfg.free_bits)
+        _, r, k = loss_of(cfg, logits, x, mu, logvar)
         tot_r += float(r) * len(x)
         tot_k += float(k) * len(x)
     model.train()
@@ -157,7 +162,7 @@ def train_vae(
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     data = load_vae_data(run, cfg, log)
-    arch = VAEArch(latent_dim=cfg.latent_dim)
+    arch = VAEArch(latent_dim=cfg.latent_dim, decoder_width=cfg.decoder_width)
     model = VAE(arch).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     loop = TrainLoop(
@@ -167,7 +172,7 @@ def train_vae(
     log(
         f"train-vae: {len(data.train)} train frames ({len(data.train_ids)} episodes), "
         f"{len(data.val_frames)} val frames ({len(data.val_ids)} episodes), {cfg.epochs} epochs "
-        f"of {loop.steps_per_epoch} steps, device {device}"
+        f"of {loop.steps_per_epoch} steps, device {device}, amp {resolve_amp(device, cfg.amp)}"
     )
     try:
         metrics = _fit(run, cfg, model, opt, data, loop, device)
@@ -228,14 +233,19 @@ def _fit(
 
     gen = torch.Generator(device=device)
     metrics: dict = {}
+    start = time.monotonic()
+
+    def out_of_time() -> bool:
+        return cfg.max_minutes > 0 and time.monotonic() - start > 60 * cfg.max_minutes
+
     with closing(Logger(run.vae_dir, resume_step=loop.step)) as logger:
-        for epoch in loop.epochs(checkpoint):
+        for epoch in loop.epochs(checkpoint, stop_when=out_of_time):
             for frames in loop.steps(read_batches(data.train, epoch.batch_ids, cfg.prefetch)):
                 x = frames_to_tensor(frames).to(device, non_blocking=True)
                 gen.manual_seed(cfg.seed * 1_000_003 + loop.step)
                 with autocast(device, cfg.amp):
                     logits, mu, logvar = model(x, generator=gen)
-                loss, recon, kl = vae_loss(logits, x, mu, logvar, cfg.recon_loss, cfg.free_bits)
+                loss, recon, kl = loss_of(cfg, logits, x, mu, logvar)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
