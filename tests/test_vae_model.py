@@ -177,3 +177,25 @@ def test_bf16_autocast_forward_matches_fp32(model: VAE) -> None:
             total, _, _ = vae_loss(logits, x, mu, logvar)
     assert torch.isfinite(total) and total.dtype == torch.float32
     assert (torch.sigmoid(logits.float()) - ref).abs().max() < 0.05
+
+
+def test_bright_pixels_weigh_more_and_beta_scales_the_kl() -> None:
+    x = torch.full((2, 3, 64, 64), 0.2)
+    x[0, :, 10:14, 20:24] = 0.9  # 16 bright pixels (grey 0.9 > 0.65) in frame 0
+    logits = torch.zeros_like(x)  # sigmoid = 0.5 everywhere
+    mu, logvar = torch.ones(2, 4), torch.zeros(2, 4)  # KL 2 nats per frame
+    _, plain, kl = vae_loss(logits, x, mu, logvar, "mse")
+    total, weighted, kl2 = vae_loss(logits, x, mu, logvar, "mse", beta=0.25, bright_weight=10.0)
+    extra = 10.0 * 16 * 3 * (0.9 - 0.5) ** 2 / 2  # 10 x their squared error, batch mean
+    assert weighted.item() == pytest.approx(plain.item() + extra, rel=1e-5)
+    assert kl2.item() == kl.item() == pytest.approx(2.0)
+    assert total.item() == pytest.approx(weighted.item() + 0.25 * 2.0, rel=1e-6)
+
+
+def test_wider_decoder_has_the_same_shapes_and_more_channels() -> None:
+    wide = VAE(VAEArch(latent_dim=16, decoder_width=2))
+    x = squares_batch(2)
+    logits, mu, _ = wide(x)
+    assert logits.shape == x.shape and mu.shape == (2, 16)
+    assert wide.decoder[0].out_channels == 256 and wide.decoder[-1].in_channels == 64
+    assert json.loads(json.dumps(dataclasses.asdict(wide.arch)))["decoder_width"] == 2

@@ -152,9 +152,12 @@ def train_vae(
     cfg: VAEConfig,
     log: Callable[[str], None] = print,
     stop_after_steps: int | None = None,
+    out_of_budget: Callable[[], bool] = lambda: False,
 ) -> dict:
     """Train V; returns the final metrics. ``stop_after_steps`` stops abruptly after that many
-    steps of this call without saving anything more, exactly like a kill (for tests)."""
+    steps of this call without saving anything more, exactly like a kill (for tests).
+    ``out_of_budget()`` True ends training at an epoch end like ``max_minutes`` (benchmarks:
+    a budget of CPU time)."""
     run = RunLayout(run_dir)
     run.vae_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(run.vae_dir)  # what a killed run left
@@ -175,7 +178,7 @@ def train_vae(
         f"of {loop.steps_per_epoch} steps, device {device}, amp {resolve_amp(device, cfg.amp)}"
     )
     try:
-        metrics = _fit(run, cfg, model, opt, data, loop, device)
+        metrics = _fit(run, cfg, model, opt, data, loop, device, out_of_budget)
     except Stopped:
         return {}
     if not metrics:  # nothing left to train in this call
@@ -223,6 +226,7 @@ def _fit(
     data: VAEData,
     loop: TrainLoop,
     device: torch.device,
+    out_of_budget: Callable[[], bool],
 ) -> dict:
     """The loop: Adam on the VAE loss, the noise of step s seeded by (seed, s); the last
     epoch's validation metrics ({} if no epoch ended in this call)."""
@@ -236,7 +240,8 @@ def _fit(
     start = time.monotonic()
 
     def out_of_time() -> bool:
-        return cfg.max_minutes > 0 and time.monotonic() - start > 60 * cfg.max_minutes
+        late = cfg.max_minutes > 0 and time.monotonic() - start > 60 * cfg.max_minutes
+        return late or out_of_budget()
 
     with closing(Logger(run.vae_dir, resume_step=loop.step)) as logger:
         for epoch in loop.epochs(checkpoint, stop_when=out_of_time):
