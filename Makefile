@@ -1,5 +1,6 @@
 # Entry points on a fresh Linux machine with Python 3.11:
-#   make demo   - virtualenv + install + the whole pipeline on configs/demo.toml into runs/demo/
+#   make demo   - virtualenv + install + the whole pipeline on configs/demo.toml into runs/demo/,
+#                 then `make look`: the shipped paper-scale models dreaming, into runs/look/
 #   make test   - virtualenv + install with dev extras + Debian's chromium (for the report's
 #                 browser test) + ruff + the whole test suite: what CI runs (.ci/run)
 #   make test-fast - the fast tier only (pytest -m "not slow"): no game, no training, under a minute
@@ -7,7 +8,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast browser install install-dev lint clean-venv
+.PHONY: demo look test test-fast browser install install-dev lint clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,6 +25,16 @@ install-dev: $(BIN)/python
 
 demo: install
 	$(BIN)/mdnworld pipeline --config configs/demo.toml
+	$(MAKE) --no-print-directory look
+
+# The first look (configs/look.toml): dreams and a small analysis B of the shipped paper-scale
+# models, in runs/look/ (a few minutes; the demo's own models are too small to show much).
+look: install
+	test -e runs/look/vae/model.json || $(BIN)/mdnworld from-shipped runs/look
+	$(BIN)/mdnworld dream --config configs/look.toml
+	$(BIN)/mdnworld analyze worlds-events --config configs/look.toml
+	$(BIN)/mdnworld report --config configs/look.toml
+	@echo "look: open runs/look/report/index.html (dreams: runs/look/dreams/model_0/)"
 
 # Debian's chromium for tests/test_report.py's browser test (a no-op when /usr/bin/chromium is
 # there). Where it cannot be installed (no apt, no root and no password-less sudo) `make test`
