@@ -27,12 +27,12 @@ demo: install
 	$(BIN)/mdnworld pipeline --config configs/demo.toml
 	$(MAKE) --no-print-directory look
 
-# The first look (configs/look.toml): dreams and a small analysis B of the shipped paper-scale
-# models, in runs/look/ (a few minutes; the demo's own models are too small to show much).
+# The first look (configs/look.toml): dreams and the three analyses of the shipped paper-scale
+# models, in runs/look/ (~2 minutes; the demo's own models are too small to show much).
 look: install
 	test -e runs/look/vae/model.json || $(BIN)/mdnworld from-shipped runs/look
 	$(BIN)/mdnworld dream --config configs/look.toml
-	$(BIN)/mdnworld analyze worlds-events --config configs/look.toml
+	$(BIN)/mdnworld analyze all --config configs/look.toml
 	$(BIN)/mdnworld report --config configs/look.toml
 	@echo "look: open runs/look/report/index.html (dreams: runs/look/dreams/model_0/)"
 

@@ -119,6 +119,21 @@ def test_killed_and_resumed_equals_uninterrupted(small_run: Path, tmp_path: Path
 
 
 @pytest.mark.slow
+def test_max_minutes_ends_at_an_epoch_end_with_the_final_model(
+    small_run: Path, tmp_path: Path
+) -> None:
+    """A time limit ends training at the first epoch end, and the weights then are the model
+    (a wide decoder, bright-pixel weight and beta < 1 ride along: the sharp recipe's options)."""
+    run = _run_copy(small_run, tmp_path / "run")
+    cfg = _cfg(epochs=5, max_minutes=1e-6, decoder_width=2, bright_weight=5.0, beta=0.5)
+    metrics = train_vae(run, cfg, **QUIET)
+    model, meta = load_vae(run)
+    per_epoch = load_checkpoint(run / "vae" / "checkpoint", VAE(model.arch))["steps_per_epoch"]
+    assert meta["steps"] == per_epoch and metrics == meta["val"]
+    assert model.arch.decoder_width == 2 and meta["config"]["bright_weight"] == 5.0
+
+
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_a_clear_error(trained: Path, tmp_path: Path) -> None:
     ckpt = tmp_path / "checkpoint"
     for suffix in (".safetensors", ".json"):
