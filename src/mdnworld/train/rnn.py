@@ -327,7 +327,8 @@ def _end_of_epoch(
 ) -> None:
     """Evaluate, keep the best weights, update early stopping; the loop then checkpoints."""
     epoch = loop.epochs_done
-    ev = functools.partial(evaluate, batch_size=cfg.batch_size, device=device, amp=cfg.amp)
+    # float32 whatever cfg.amp: the reported NLL is what `evaluate` gives on the saved weights
+    ev = functools.partial(evaluate, batch_size=cfg.batch_size, device=device)
     v = ev(model, data.val, data.val_z, np.arange(len(data.val)))
     t = ev(model, data.train, data.train_eval_z, data.eval_ids)
     if stopping.update(v["nll_per_dim"], epoch):

@@ -90,14 +90,14 @@ def loss_of(cfg: VAEConfig, *outputs_and_target: torch.Tensor) -> tuple[torch.Te
 
 @torch.no_grad()
 def evaluate(model: VAE, frames: np.ndarray, cfg: VAEConfig, device: torch.device) -> dict:
-    """Mean recon and KL per frame on ``frames`` (N, 64, 64, 3) uint8, fixed noise."""
+    """Mean recon and KL per frame on ``frames`` (N, 64, 64, 3) uint8, fixed noise; in float32
+    whatever ``cfg.amp``, so that the saved weights give the reported numbers on any machine."""
     model.eval()
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     tot_r = tot_k = 0.0
     for i in range(0, len(frames), cfg.batch_size):
         x = frames_to_tensor(frames[i : i + cfg.batch_size]).to(device)
-        with autocast(device, cfg.amp):
-            logits, mu, logvar = model(x, generator=gen)
+        logits, mu, logvar = model(x, generator=gen)
         _, r, k = loss_of(cfg, logits, x, mu, logvar)
         tot_r += float(r) * len(x)
         tot_k += float(k) * len(x)
@@ -239,9 +239,9 @@ def _fit(
     metrics: dict = {}
     start = time.monotonic()
 
-    def out_of_time() -> bool:
+    def out_of_time() -> bool:  # asked before each epoch: one epoch at least per call
         late = cfg.max_minutes > 0 and time.monotonic() - start > 60 * cfg.max_minutes
-        return late or out_of_budget()
+        return loop.steps_run > 0 and (late or out_of_budget())
 
     with closing(Logger(run.vae_dir, resume_step=loop.step)) as logger:
         for epoch in loop.epochs(checkpoint, stop_when=out_of_time):
