@@ -25,14 +25,15 @@ from mdnworld.io import read_json
 from mdnworld.layout import RunLayout
 
 RESULTS = Path(__file__).parent / "results" / "dream_fidelity.json"
+B = "worlds-events"
 
 
 def dream_rates(run: Path) -> tuple[np.ndarray, str, int]:
     """Rates (4,) over WORLD in analysis B's dreams of ``run``, its detector set, frames."""
-    folder = RunLayout(run).root / "analysis" / "worlds_events"
-    files = sorted(folder.glob("model_*.npz"))
+    layout = RunLayout(run)
+    files = [layout.analysis_model_file(B, i, ".npz") for i in layout.analysis_models(B, ".npz")]
     if not files:
-        raise SystemExit(f"{folder}: no analysis B; run `mdnworld analyze worlds-events {run}`")
+        raise SystemExit(f"{layout.analysis(B)}: no analysis B; run `mdnworld analyze {B} {run}`")
     worlds = np.concatenate(
         [np.load(f, allow_pickle=False)["worlds"].reshape(-1, 5)[:, :4] for f in files]
     )

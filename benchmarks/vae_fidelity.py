@@ -33,9 +33,10 @@ from mdnworld.analysis.detectors import DETECTOR_SETS, detect, world_labels
 from mdnworld.analysis.truth import truth_features
 from mdnworld.checkpoints import load_vae
 from mdnworld.data.episodes import load_episode
+from mdnworld.dreams import decode, to_uint8
 from mdnworld.io import read_json
 from mdnworld.layout import RunLayout
-from mdnworld.models.vae import encode_frames, tensor_to_frames
+from mdnworld.models.vae import encode_frames
 
 RESULTS = Path(__file__).parent / "results" / "vae_fidelity.json"
 WORLD = ("Explosion", "Fireball", "LeftWall", "RightWall")  # world_labels' first 4 columns
@@ -63,10 +64,7 @@ def fidelity(run: Path, frames: np.ndarray, truth: np.ndarray | None) -> tuple[d
     cpu = torch.device("cpu")
     vae, meta = load_vae(run, cpu)
     mu, logvar = encode_frames(vae, frames, 500, cpu)
-    z = torch.from_numpy(mu)
-    recon = np.concatenate(
-        [tensor_to_frames(vae.decode(z[i : i + 500])) for i in range(0, len(z), 500)]
-    )
+    recon = to_uint8(decode(vae, mu, 500))
     sse = (((recon.astype(np.float32) - frames.astype(np.float32)) / 255) ** 2).sum((1, 2, 3))
     row = {
         "config": {k: meta["config"].get(k) for k in CONFIG_KEYS},

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# --- The detectors' brightness test (SPEC §6) ------------------------------------------------
+
+GREY_WEIGHTS = (0.2125, 0.7154, 0.0721)
+"""Grey value of a pixel = these weights of its R, G, B (in [0, 1])."""
+BRIGHT = 0.65
+"""A pixel is bright (fireballs, explosions) when its grey value exceeds this."""
+
 # --- Take Cover in the real game (SPEC §1, §8) ------------------------------------------------
 
 SOLVED = 750

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from mdnworld.reference import BRIGHT, GREY_WEIGHTS
+
 WORLD_CLASSES: tuple[str, ...] = ("Explosion", "Fireball", "LeftWall", "RightWall", "Otherwise")
 EVENT_CLASSES: tuple[str, ...] = (
     "FireballAppears",
@@ -57,8 +59,8 @@ FRAME_HW: tuple[int, int] = (64, 64)
 class Thresholds:
     """Detector settings; the defaults are SPEC §6. Row ranges are ``(first, last)`` inclusive."""
 
-    grey_weights: tuple[float, float, float] = (0.2125, 0.7154, 0.0721)
-    bright: float = 0.65  # a pixel is bright if grey > bright
+    grey_weights: tuple[float, float, float] = GREY_WEIGHTS
+    bright: float = BRIGHT  # a pixel is bright if grey > bright
     explosion_rows: tuple[int, int] = (0, 27)
     monster_rows: tuple[int, int] = (28, 31)
     monster_green: float = 0.2  # a pixel is monster if green < monster_green

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mdnworld.reference import BRIGHT, GREY_WEIGHTS
+
 FRAME_SIZE = 64  # frames are FRAME_SIZE x FRAME_SIZE pixels
 RECON_LOSSES = ("bce", "mse")
 
@@ -114,14 +116,10 @@ class VAE(nn.Module):
         return self.decode_logits(z), mu, logvar
 
 
-BRIGHT = 0.65  # a pixel is bright when its grey value exceeds this (SPEC §6's detectors)
-GREY = (0.2125, 0.7154, 0.0721)  # the detectors' grey weights of R, G, B
-
-
 def bright_pixels(x: Tensor) -> Tensor:
     """(B, 3, H, W) frames in [0, 1] -> (B, 1, H, W) float: 1 where the detectors call the
     pixel bright (fireballs, explosions), else 0."""
-    grey = (x * x.new_tensor(GREY).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+    grey = (x * x.new_tensor(GREY_WEIGHTS).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
     return (grey > BRIGHT).to(x.dtype)
 
 

@@ -86,9 +86,9 @@ def evaluate(
     ids: np.ndarray,
     batch_size: int,
     device: torch.device,
-    amp: str = "none",
 ) -> dict[str, Any]:
-    """NLL (nats/dim), pi entropy (nats), component usage (+ done/reward losses) on ``ids``."""
+    """NLL (nats/dim), pi entropy (nats), component usage (+ done/reward losses) on ``ids``,
+    in float32 (whatever the training's amp): the numbers the saved weights give anywhere."""
     model.eval()
     arch = model.arch
     K = arch.n_components
@@ -97,8 +97,7 @@ def evaluate(
     usage = torch.zeros(K, dtype=torch.float64)
     for i in range(0, len(ids), batch_size):
         zt, at, zn, done, reward = _tensors(data.batch(ids[i : i + batch_size], z), device)
-        with autocast(device, amp):
-            out, _ = model(zt, at)
+        out, _ = model(zt, at)
         nll_sum += float(mdn_nll(out, zn, arch.mixture).double().sum())
         n_steps += zn.shape[0] * zn.shape[1]
         logp = torch.log_softmax(out.logits.float(), dim=-1)  # (B, T, K) or (B, T, Z, K)
@@ -327,7 +326,6 @@ def _end_of_epoch(
 ) -> None:
     """Evaluate, keep the best weights, update early stopping; the loop then checkpoints."""
     epoch = loop.epochs_done
-    # float32 whatever cfg.amp: the reported NLL is what `evaluate` gives on the saved weights
     ev = functools.partial(evaluate, batch_size=cfg.batch_size, device=device)
     v = ev(model, data.val, data.val_z, np.arange(len(data.val)))
     t = ev(model, data.train, data.train_eval_z, data.eval_ids)
