@@ -2,13 +2,15 @@
 
     python benchmarks/rnn.py [--seconds 8] [--threads 0]
 
-Training windows/s of the real training step (batch gather from a ``SequenceData``, forward,
-``mdn_loss``, backward, Adam) at batch 256, 60 steps, hidden 256, K 5, latent 64, for both
-mixture kinds, in float32 and under bf16 autocast: once with PyTorch's plain CPU autocast
-(oneDNN's LSTM) and once the way ``train-rnn --amp bf16`` runs it (oneDNN off inside
-autocast). Plus evaluation (no-grad) windows/s, the time and memory to hold paper-scale
-latents (2000 episodes x 300 frames) as windows and to draw a sampled-z epoch, the peak RSS,
-and the projected time per epoch at paper scale. Throughput does not depend on the values, so
+The peer's bare fp32 loop (World Models' MDRNN, GMM loss and Adam: benchmarks/peers.py), the
+reference of issue 20's target (train-rnn >= 1.6x it), then training windows/s of the real
+training step (batch gather from a ``SequenceData``, forward, ``mdn_loss``, backward, Adam)
+at batch 256, 60 steps, hidden 256, K 5, latent 64, for both mixture kinds, in float32 and
+under bf16 autocast: once with PyTorch's plain CPU autocast (oneDNN's LSTM) and once the way
+``train-rnn --amp bf16`` runs it (oneDNN off inside autocast). Plus evaluation (no-grad)
+windows/s, the time and memory to hold paper-scale latents (2000 episodes x 300 frames) as
+windows and to draw a sampled-z epoch, the peak RSS, and the projected time per epoch at paper
+scale. Throughput does not depend on the values, so
 the latents are a synthetic random walk. Prints a table, writes benchmarks/results/rnn.json.
 """
 
@@ -20,6 +22,7 @@ import json
 import os
 import platform
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -27,8 +30,11 @@ import numpy as np
 import torch
 
 from mdnworld.data.sequences import SequenceData, n_windows
-from mdnworld.device import autocast, set_threads
+from mdnworld.device import autocast, resolve_amp, set_threads
 from mdnworld.models.mdnrnn import MDNRNNArch, StandardisedMDNRNN, mdn_loss
+
+sys.path.insert(0, str(Path(__file__).parent))
+import peers  # noqa: E402  (benchmarks/ is not a package)
 
 RESULTS = Path(__file__).parent / "results" / "rnn.json"
 BATCH, SEQ, HIDDEN, K, Z = 256, 60, 256, 5, 64
@@ -113,6 +119,29 @@ def measure(
     }
 
 
+def measure_peer(data: SequenceData, seconds: float) -> dict:
+    """Windows/s of the peer's bare fp32 loop (benchmarks/peers.py) over ``data``'s windows,
+    held in memory as ready-made tensors the way the peer holds them."""
+    z, a, zn, done, _ = data.batch(np.arange(len(data)))
+    z_all = torch.from_numpy(np.concatenate([z, zn[:, -1:]], axis=1))
+    step = peers.mdrnn_loop(z_all, torch.from_numpy(a), torch.from_numpy(done).float(), BATCH)
+    step()  # warm-up
+    steps, t0 = 0, time.perf_counter()
+    while steps < 1 or time.perf_counter() - t0 < seconds:
+        loss = step()
+        steps += 1
+    dt = time.perf_counter() - t0
+    return {
+        "mixture": "shared",
+        "mode": "peer fp32",
+        "train": True,
+        "steps": steps,
+        "s_per_step": dt / steps,
+        "windows_per_s": steps * BATCH / dt,
+        "finite_loss": bool(np.isfinite(loss)),
+    }
+
+
 def paper_scale_data() -> dict:
     """Hold 2000 x 300-frame episodes as windows: build time, memory, a sampled-z epoch."""
     rss0 = peak_rss_mb()
@@ -149,7 +178,10 @@ def main() -> None:
     threads = set_threads(args.threads)
     load0 = os.getloadavg()  # other processes on the machine skew the numbers: recorded
     data = SequenceData(synthetic_episodes(50, PAPER_LENGTH), SEQ, SKIP)
-    rows = []
+    # This machine's speed drifts by +-20 % over minutes (shared host): the peer's loop is
+    # timed first and last, and the mean of the two is the reference.
+    rows = [measure_peer(data, args.seconds)]
+    print(json.dumps(rows[-1]), flush=True)
     for mixture in ("shared", "per_dim"):
         for mode in ("fp32", "bf16 (oneDNN)", "bf16 (oneDNN off)"):
             rows.append(measure(data, mixture, mode, args.seconds))
@@ -163,6 +195,12 @@ def main() -> None:
         rows[-1]["threads"] = 1
         print(json.dumps(rows[-1]), flush=True)
         torch.set_num_threads(threads)
+    rows.append(measure_peer(data, args.seconds))
+    print(json.dumps(rows[-1]), flush=True)
+    peer = (rows[0]["windows_per_s"] + rows[-1]["windows_per_s"]) / 2
+    ours = {r["mode"]: r["windows_per_s"] for r in rows if r["mixture"] == "shared" and r["train"]}
+    amp = resolve_amp(torch.device("cpu"), "auto")
+    trainer = ours["bf16 (oneDNN off)" if amp == "bf16" else "fp32"]
     rss_training = peak_rss_mb()
     paper = paper_scale_data()
 
@@ -200,6 +238,10 @@ def main() -> None:
         f"{paper['sample_epoch_s']:.2f} s, batch gather {paper['batch_gather_ms']:.1f} ms"
     )
     print(
+        f"peer's bare fp32 loop {peer:.0f} windows/s (mean of first and last); train-rnn's step "
+        f"(amp auto = {amp}) {trainer:.0f} windows/s = {trainer / peer:.2f}x the peer (target 1.6x)"
+    )
+    print(
         f"peak RSS: {rss_training:.0f} MB after the training measurements, "
         f"{paper['peak_rss_mb_after']:.0f} MB with paper-scale latents built"
     )
@@ -215,6 +257,11 @@ def main() -> None:
         },
         "setting": {"batch": BATCH, "seq_len": SEQ, "hidden": HIDDEN, "K": K, "latent": Z},
         "rows": rows,
+        "peer_windows_per_s": peer,
+        "amp_auto": amp,
+        "trainer_windows_per_s": trainer,
+        "trainer_vs_peer": trainer / peer,
+        "target_trainer_vs_peer": 1.6,
         "paper_scale": {
             **paper,
             "train_windows": train_windows,
