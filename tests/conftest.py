@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 # fixtures below that play the game (and train): any test that needs one is slow
-SLOW_FIXTURES = frozenset({"small_run", "encoded"})
+SLOW_FIXTURES = frozenset({"small_run", "encoded", "full_run"})
 
 # One OpenMP thread for the tests' own small tensors, set before anything imports torch: with two,
 # a busy 2-core machine spin-waits (a 150-step Adam test: 2 s alone, 20 s beside another job).
@@ -64,6 +64,63 @@ def encoded(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(root / "vae_run" / "vae", run / "vae")
     encode_run(run, EncodeConfig(device="cpu", threads=1), **quiet)
     return run
+
+
+TINY = """run_dir = "{run}"
+[generate]
+episodes = 3
+workers = 1
+[vae]
+epochs = 1
+batch_size = 64
+val_frames = 64
+[rnn]
+epochs = 2
+hidden = 32
+models = 2
+threads = 1
+done_head = true
+[dream]
+dreams = 2
+steps = 12
+warmup = 3
+[analyze]
+a_warmup = 5
+a_steps = 10
+b_dreams = 2
+b_steps = 40
+n_shifts = 50
+c_tests = 2
+c_steps = 20
+c_start = 5
+[controller]
+popsize = 4
+rollouts = 2
+generations = 2
+eval_every = 1
+eval_episodes = 1
+workers = 1
+max_steps = 100
+[evaluate]
+episodes = 2
+workers = 1
+max_steps = 100
+"""
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A whole (tiny) real pipeline run: episodes to the controller's real-game scores (shared by
+    the report and the play page tests)."""
+    from mdnworld.config import load_config
+    from mdnworld.pipeline import run_pipeline
+
+    root = tmp_path_factory.mktemp("report_full")
+    cfg_file = root / "tiny.toml"
+    cfg_file.write_text(TINY.format(run=root / "run"))
+    cfg = load_config(cfg_file)
+    run_pipeline(Path(cfg.run_dir), cfg, log=lambda s: None)
+    return Path(cfg.run_dir)
 
 
 def pytest_configure(config: pytest.Config) -> None:

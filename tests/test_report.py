@@ -4,7 +4,6 @@ over hand-written files, and its errors: test_report_sections.py.)"""
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import urllib.request
@@ -12,6 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, browser_api
 
 from mdnworld.report import make_server, write_report
 from mdnworld.report.html import esc
@@ -29,56 +29,6 @@ SECTIONS = (
     "controller",
 )
 NEEDS_TRUTH = ("detectors",)  # the full run's episodes are generated without --truth
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TINY = """run_dir = "{run}"
-[generate]
-episodes = 3
-workers = 1
-[vae]
-epochs = 1
-batch_size = 64
-val_frames = 64
-[rnn]
-epochs = 2
-hidden = 32
-models = 2
-threads = 1
-done_head = true
-[dream]
-dreams = 2
-steps = 12
-warmup = 3
-[analyze]
-a_warmup = 5
-a_steps = 10
-b_dreams = 2
-b_steps = 40
-n_shifts = 50
-c_tests = 2
-c_steps = 20
-c_start = 5
-[controller]
-popsize = 4
-rollouts = 2
-generations = 2
-eval_every = 1
-eval_episodes = 1
-workers = 1
-max_steps = 100
-[evaluate]
-episodes = 2
-workers = 1
-max_steps = 100
-"""
 
 
 class _Page(HTMLParser):
@@ -143,20 +93,6 @@ def _assert_files_resolve(index: Path, page: _Page) -> None:
             continue
         assert (report / href).is_file(), href
         assert report in (report / href).resolve().parents, f"{href} leaves report/"
-
-
-@pytest.fixture(scope="module")
-def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A whole (tiny) real pipeline run: episodes to the controller's real-game scores."""
-    from mdnworld.config import load_config
-    from mdnworld.pipeline import run_pipeline
-
-    root = tmp_path_factory.mktemp("report_full")
-    cfg_file = root / "tiny.toml"
-    cfg_file.write_text(TINY.format(run=root / "run"))
-    cfg = load_config(cfg_file)
-    run_pipeline(Path(cfg.run_dir), cfg, log=lambda s: None)
-    return Path(cfg.run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -282,35 +218,13 @@ def test_serve(full_report: Path) -> None:
             thread.join(5)
 
 
-def _browser():
-    """Playwright's sync API, to drive Debian's chromium. `make test` installs the browser
-    (.ci/install-browser.sh); the test skips, saying why, only where it is still missing, and
-    under .ci/run (MDNWORLD_REQUIRE_BROWSER=1) it fails instead."""
-    missing = None
-    if not CHROMIUM.exists():
-        missing = (
-            f"{CHROMIUM} not found: `make test` installs Debian's chromium with "
-            ".ci/install-browser.sh, which needs apt-get and root or password-less sudo"
-        )
-    else:
-        try:
-            from playwright import sync_api
-        except ImportError:
-            missing = "playwright is not installed (pip install -e '.[dev]')"
-    if missing:
-        if os.environ.get("MDNWORLD_REQUIRE_BROWSER"):
-            pytest.fail(f"{missing} (MDNWORLD_REQUIRE_BROWSER is set: the browser test must run)")
-        pytest.skip(missing)
-    return sync_api
-
-
 ALL_MEDIA_READY = """() => Array.from(document.querySelectorAll('video'))
     .every(v => v.readyState >= 1 || v.error !== null)"""
 
 
 @pytest.mark.slow
 def test_report_in_headless_chromium(full_report: Path, tmp_path: Path) -> None:
-    sync_api = _browser()
+    sync_api = browser_api()
     url = full_report.resolve().as_uri()
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(

@@ -181,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--port", type=int, default=8000, help="port for --serve (default: 8000)")
 
+    text = "steer M's dream in a browser page and watch pi (a local server; Ctrl-C stops)"
+    s = sub.add_parser("play", help=text, description=text)
+    s.add_argument("run_dir", type=Path, help="a run with V and M (and maybe a controller)")
+    s.add_argument("--model", type=int, default=0, help="which M dreams (default: 0)")
+    s.add_argument("--port", type=int, default=8001, help="port (default: 8001; 0: any free)")
+    s.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine)"
+    )
+
     s = sub.add_parser("pipeline", help="run every stage in order from one config file")
     _common(s, run_dir=False)
     s.add_argument("--run-dir", type=Path, default=None, help="override the config's run_dir")
@@ -240,6 +249,11 @@ def _run(args: argparse.Namespace) -> int:
         evaluate_detectors(
             args.run_dir, episodes=args.episodes, device=args.device, detectors=args.detectors
         )
+        return 0
+    if args.command == "play":  # reads the run; writes only play/ recordings on request
+        from mdnworld.play.server import serve
+
+        serve(args.run_dir, args.model, args.host, args.port)
         return 0
     if args.command in ("collect-results", "controller-results", "export-models", "from-shipped"):
         _cmd_results(args)

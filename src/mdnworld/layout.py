@@ -36,6 +36,7 @@ MODEL_RE = re.compile(r"^model_(\d+)$")
 PREVIEW_RE = re.compile(r"^episode_(\d+)\.mp4$")
 DREAM_VIDEO_RE = re.compile(r"^dream_(\d+)\.mp4$")
 COMMIT_RE = re.compile(r"^committed_(\d+)$")
+PLAY_RE = re.compile(r"play_[0-9a-f]{8}_\d{1,6}\.(mp4|gif)")
 ANALYSES = {
     "components-over-time": "components_over_time",
     "worlds-events": "worlds_events",
@@ -287,6 +288,16 @@ class RunLayout:
     def dream_commits(self, model: int) -> list[int]:
         """``k`` of each committed-dreams folder ``dream_dir(model, k)``, sorted."""
         return _indices(self.dream_dir(model), COMMIT_RE)
+
+    # --- play-throughs recorded by `mdnworld play` (play/) ---------------------------------------
+    @property
+    def play_dir(self) -> Path:
+        return self.root / "play"
+
+    def play_recording(self, name: str) -> Path | None:
+        """``play/<name>`` if ``name`` is a recording's file name (``play_<tag>_<n>.mp4|gif``),
+        else None: the play server serves only such names from this folder."""
+        return self.play_dir / name if PLAY_RE.fullmatch(name) else None
 
     # --- analyses (analysis/) --------------------------------------------------------------------
     @property
