@@ -36,12 +36,12 @@ class PiBars:
     title are rendered once by matplotlib, the bars are filled per frame with numpy."""
 
     def __init__(self, K: int, title: str) -> None:
-        import matplotlib
+        # an Agg canvas of its own: no pyplot, so the caller's backend (a notebook's) stays
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig = plt.figure(figsize=(PANEL / 100, PANEL / 100), dpi=100)
+        fig = Figure(figsize=(PANEL / 100, PANEL / 100), dpi=100)
+        FigureCanvasAgg(fig)
         ax = fig.add_axes((0.18, 0.14, 0.77, 0.74))
         ax.set_xlim(-0.5, K - 0.5)
         ax.set_ylim(0, 1)
@@ -52,7 +52,6 @@ class PiBars:
         fig.canvas.draw()
         self.background = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
         box = ax.get_window_extent()
-        plt.close(fig)
         self.K = K
         self.left, self.right = box.x0, box.x1
         self.top, self.bottom = PANEL - box.y1, PANEL - box.y0  # image rows
