@@ -113,6 +113,7 @@ class Sessions:
 class PlayHandler(http.server.BaseHTTPRequestHandler):
     sessions: Sessions  # set on the subclass that make_server builds
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms stall
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         pass  # quiet: one line per frame would flood the terminal

@@ -2,7 +2,8 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const state = { sid: null, info: null, view: null, keys: { left: false, right: false },
-  paused: false, busy: false, steps: 0, lastKey: null, history: [] };
+  paused: false, busy: false, steps: 0, lastKey: null, history: [],
+  pressedAt: null, latencies: [] }; // ms from a key going down to the first frame it moved
 window.playState = state; // read by the tests and handy in the console
 
 async function api(path, body) {
@@ -93,13 +94,17 @@ async function step() {
   if (!state.sid || state.busy || state.view.done) return;
   state.busy = true;
   try {
-    const key = currentKey();
+    const key = currentKey(), pressed = state.pressedAt;
     const { view } = await api("/api/step", { session: state.sid, key });
     state.steps += 1;
     state.lastKey = key;
     state.history.push(view.pi);
     show(view);
     drawHistory();
+    if (pressed !== null && key !== "none" && state.pressedAt === pressed) {
+      state.latencies.push(performance.now() - pressed);
+      state.pressedAt = null;
+    }
   } catch (e) {
     $("status").textContent = e.message;
   } finally {
@@ -130,6 +135,7 @@ async function setting(body) {
 }
 
 function press(key, down) {
+  if (down && !state.keys[key]) state.pressedAt = performance.now();
   state.keys[key] = down;
   $(key).classList.toggle("down", down);
 }

@@ -96,7 +96,13 @@ def section(ctx: Context) -> Section:
     models = [i for i in run.dream_models() if run.dream_videos(i) or run.dream_commits(i)]
     if not models:
         return SPEC.missing(ctx, f"dreams (no {ctx.rel(run.dreams_dir)}/model_*/ videos)")
-    parts = []
+    parts = [
+        "<p><b>Play inside the dream:</b> "
+        + code(ctx.cmd("play", f"--model {models[0]}"))
+        + " opens a page where you steer M's dream with ← / → and watch π change as a "
+        "fireball comes, commit to one component, change τ, let the controller play, and "
+        "see the real game beside it (the README's section on play).</p>"
+    ]
     for i in models:
         line, K = _settings(ctx, i)
         parts += [f"<h3>model_{i}</h3>", line, _free(ctx, i), _committed(ctx, i, K)]
