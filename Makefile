@@ -34,7 +34,7 @@ look: install
 	$(BIN)/mdnworld dream --config configs/look.toml
 	$(BIN)/mdnworld analyze all --config configs/look.toml
 	$(BIN)/mdnworld report --config configs/look.toml
-	@echo "look: open runs/look/report/index.html (dreams: runs/look/dreams/model_0/)"
+	@echo "look: open runs/look/report/index.html (dreams: runs/look/dreams/model_0/); steer one: $(BIN)/mdnworld play runs/look"
 
 # Debian's chromium for tests/test_report.py's browser test (a no-op when /usr/bin/chromium is
 # there). Where it cannot be installed (no apt, no root and no password-less sudo) `make test`
@@ -43,12 +43,12 @@ browser:
 	.ci/install-browser.sh || echo "make: chromium could not be installed: the browser test will be skipped"
 
 test: install-dev browser
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
 test-fast: install-dev
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install-dev
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks
