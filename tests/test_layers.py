@@ -103,8 +103,8 @@ LAYERS = {
     "checkpoints": 5,
     "data": 6, "dreams": 6, "report": 6, "shipped": 6,
     "analysis": 7, "control": 7,
-    "results": 8, "play": 8, "explore": 8,
-    "train": 9,
+    "results": 8, "play": 8,
+    "train": 9, "explore": 9,
     "pipeline": 10,
     "cli": 11, "__main__": 12, "__init__": 0,
 }  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -192,6 +193,14 @@ def test_the_page_in_headless_chromium(server: str, tmp_path: Path) -> None:
             page.screenshot(path=str(shot))
             assert shot.stat().st_size > 10_000
             assert not errors, errors
+            sid = page.evaluate("playState.sid")
+            page.goto("about:blank")  # the tab leaves: its dream is freed on the server
+            for _ in range(50):
+                if _call(server + "/api/history", {"session": sid})[0] == 404:
+                    break
+                time.sleep(0.1)
+            else:
+                raise AssertionError("the dream of a closed tab is still alive")
             page.close()
         finally:
             browser.close()
