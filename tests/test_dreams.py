@@ -56,6 +56,43 @@ def test_seeds_reproduce_and_differ() -> None:
     assert stream_seed(0, 0, 0) != stream_seed(0, 0, 1) != stream_seed(1, 0, 0)
 
 
+def test_dream_dropout_is_one_fixed_mask_per_dream_and_batch_independent() -> None:
+    """Dropout's Dream Land: each dream's mask is drawn from its seed at (re)start, kept for the
+    whole dream, scales the kept units by 1 / (1 - p), and changes what M predicts; a dream
+    with dropout is the same alone or inside a batch."""
+    m, z0, seeds = model(), starts(4), [21, 22, 23, 24]
+    d = Dreamer(m, seeds, tau_pi=1.0, tau_sigma=1.0, dropout=0.5)
+    mask = d.h_mask.clone()
+    assert mask.shape == (4, 16) and set(mask.unique().tolist()) <= {0.0, 2.0}
+    assert not torch.equal(mask[0], mask[1]), "every dream draws its own mask"
+    d.reset(z0)
+    for _ in range(5):
+        d.step(torch.zeros(4, 1))
+    assert torch.equal(d.h_mask, mask), "the mask changed within a dream"
+    d.reset(z0[:1], torch.tensor([2]), [99])
+    assert not torch.equal(d.h_mask[2], mask[2]) and torch.equal(d.h_mask[:2], mask[:2])
+    d.keep(torch.tensor([3, 0]))
+    assert torch.equal(d.h_mask, mask[[3, 0]])
+
+    def run(idx: list[int], p: float) -> tuple[np.ndarray, np.ndarray]:
+        dr = Dreamer(m, [seeds[i] for i in idx], tau_pi=1.0, tau_sigma=1.0, dropout=p)
+        dr.reset(z0[idx])
+        zs, pis = [], []
+        for _ in range(20):
+            out, _ = dr.step(torch.full((len(idx), 1), 0.5))
+            zs.append(dr.z.clone())
+            pis.append(torch.softmax(out.logits, -1))
+        return torch.stack(zs, 1).numpy(), torch.stack(pis, 1).numpy()
+
+    batch_z, batch_pi = run([0, 1, 2, 3], 0.3)
+    alone_z, alone_pi = run([2], 0.3)
+    np.testing.assert_allclose(alone_z[0], batch_z[2], atol=1e-5)
+    _, plain_pi = run([0, 1, 2, 3], 0.0)
+    assert not np.allclose(plain_pi, batch_pi, atol=1e-3), "dropout changed nothing"
+    with pytest.raises(ValueError, match="dropout"):
+        Dreamer(m, seeds, dropout=1.0)
+
+
 def test_shapes_and_recorded_quantities() -> None:
     m = model()
     rec = dream(m, starts(2), 25, [0, 1], tau_pi=1.0, tau_sigma=0.01)

@@ -286,6 +286,9 @@ class ControllerConfig:
     """How M's done head ends a dream: "sample" (death ~ Bernoulli(p)) or "threshold"
     (p > done_threshold)."""
     done_threshold: float = 0.5
+    dream_dropout: float = 0.0
+    """Dropout's Dream Land: drop each unit of M's LSTM output (what its heads read) with this
+    probability, one mask per dream, so each dream is a slightly different M (0 = off)."""
     eval_every: int = 10
     """Every this many generations, play the generation's best candidate in the real game
     (0 = never)."""
@@ -364,7 +367,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         _AT_LEAST_0,
     ),
     **dict.fromkeys(("lr", "sigma0", "tau", "tau_pi"), ("> 0", lambda v: v > 0)),
-    "val_fraction": _in(0, 1, closed=False),
+    **dict.fromkeys(("val_fraction", "dream_dropout"), _in(0, 1, closed=False)),
     **dict.fromkeys(("p_change", "done_threshold"), _in(0, 1, closed=True)),
     "popsize": (">= 2 (CMA-ES)", lambda v: v >= 2),
     "commit": (">= -1 (-1 = sample the component from pi)", lambda v: v >= -1),

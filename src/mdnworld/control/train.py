@@ -79,6 +79,7 @@ def dream_fitness(
     seed: int,
     done: str = "sample",
     compact: float = 0.25,
+    dropout: float = 0.0,
 ) -> np.ndarray:
     """Mean dream survival (steps) of each candidate: params (P, n) -> (P,) float64.
 
@@ -87,7 +88,8 @@ def dream_fitness(
     so a generation costs about the steps its dreams survive, not the longest dream's steps
     times the batch."""
     P = len(params)
-    env = DreamEnv(model, start_z, P * rollouts, tau, max_steps, done_threshold, seed, False, done)
+    env = DreamEnv(model, start_z, P * rollouts, tau, max_steps, done_threshold, seed, False, done,
+                   dropout)  # fmt: skip
     arch = ControllerArch(model.arch.latent_dim, model.arch.hidden, model.arch.action_dim)
     owner = torch.arange(P, device=env.device).repeat_interleave(rollouts)
     policy = PopulationController(torch.as_tensor(params, device=env.device), owner, arch)
@@ -125,6 +127,8 @@ class DreamJob(ControllerJob):
     """How the done head ends a dream: "sample" or "threshold" (``config.DoneRule``)."""
     threads: int = 0
     """Torch threads in the worker; 0 = leave as they are."""
+    dropout: float = 0.0
+    """Dropout on M's LSTM output, one mask per dream (``ControllerConfig.dream_dropout``)."""
     PARAMS_SHAPE: ClassVar[tuple[str, ...]] = ("P", "n")
 
 
@@ -134,7 +138,7 @@ def dream_job(job: DreamJob) -> list[float]:
         torch.set_num_threads(job.threads)
     model, starts = dream_inputs(job.run_dir, job.model_index, job.device)
     fit = dream_fitness(model, starts, job.params, job.rollouts, job.tau, job.max_steps,
-                        job.done_threshold, job.seed, job.done)  # fmt: skip
+                        job.done_threshold, job.seed, job.done, dropout=job.dropout)  # fmt: skip
     return fit.tolist()
 
 
@@ -157,6 +161,7 @@ def population_fitness(
             seed=cfg.seed * 1_000_003 + generation * 101 + c,
             done=cfg.done,
             threads=cfg.threads,
+            dropout=cfg.dream_dropout,
         )
         for c, idx in enumerate(chunks)
     ]

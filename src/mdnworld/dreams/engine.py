@@ -96,7 +96,11 @@ class Dreamer:
     ``reset(z0)`` starts dreams from real latents with a zero LSTM state; ``step(a)`` feeds
     [z_t, a_t] and samples z_{t+1}. ``z`` (B, Z) is the current latent and ``h`` (B, H) the
     LSTM output after the last step (zeros after a reset): the controller's [z, h].
-    ``commit`` fixes the component of every step (an int, or (B,) per dream).
+    ``commit`` fixes the component of every step (an int, or (B,) per dream). ``dropout`` p > 0
+    (Dropout's Dream Land) drops each of the H units of the LSTM output that M's heads read with
+    probability p (the rest scaled by 1 / (1 - p)), one mask per dream, drawn from its seed when
+    it (re)starts and kept for the whole dream: every dream is a slightly different M. The LSTM
+    state and ``h`` (the controller's input) are not masked.
     """
 
     def __init__(
@@ -106,8 +110,11 @@ class Dreamer:
         tau_pi: float = 1.0,
         tau_sigma: float = 0.01,
         commit: int | Tensor | None = None,
+        dropout: float = 0.0,
     ) -> None:
-        self.model = model
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.model, self.dropout = model, dropout
         self.device = next(model.parameters()).device
         self.tau_pi, self.tau_sigma = tau_pi, tau_sigma
         self.commit = commit
@@ -117,6 +124,19 @@ class Dreamer:
         self.noise = RandomStreams([stream_seed(s, 0, 0) for s in seeds], n_u, self.Z, self.device)
         self.z = torch.zeros(self.B, self.Z, device=self.device)
         self.state = model.initial_state(self.B, self.device)
+        self.h_mask: Tensor | None = None  # (B, H) with dropout, else None
+        if dropout > 0:
+            self.h_mask = torch.empty(self.B, arch.hidden, device=self.device)
+            self._draw_masks(range(self.B), seeds)
+
+    def _draw_masks(self, idx: Sequence[int], seeds: Sequence[int]) -> None:
+        """Dropout masks of dreams ``idx`` from their ``seeds`` (stream 5 of each)."""
+        H, keep = self.model.arch.hidden, 1.0 - self.dropout
+        for i, s in zip(idx, seeds, strict=True):
+            g = torch.Generator().manual_seed(stream_seed(s, 0, 5))
+            self.h_mask[int(i)] = ((torch.rand(H, generator=g) < keep).float() / keep).to(
+                self.device
+            )
 
     @property
     def h(self) -> Tensor:
@@ -132,6 +152,8 @@ class Dreamer:
             s[:, idx] = 0.0
         if seeds is not None:
             self.noise.reseed(idx.tolist(), [stream_seed(s, 0, 0) for s in seeds])
+            if self.h_mask is not None:
+                self._draw_masks(idx.tolist(), seeds)
 
     def keep(self, idx: Tensor) -> None:
         """Keep only dreams ``idx`` (1-D), in that order; each goes on exactly as before."""
@@ -139,6 +161,8 @@ class Dreamer:
         self.z = self.z[idx]
         self.state = tuple(s[:, idx] for s in self.state)
         self.noise.keep(idx)
+        if self.h_mask is not None:
+            self.h_mask = self.h_mask[idx]
         if isinstance(self.commit, Tensor) and self.commit.ndim > 0:
             self.commit = self.commit[idx]
         self.B = len(idx)
@@ -158,6 +182,8 @@ class Dreamer:
         """action (B, A) -> (mixture over z_{t+1} with leading (B,), component (B,) or (B, Z));
         ``z`` becomes the sampled z_{t+1}."""
         out, self.state = self.model.step(self.z, action.to(self.device).float(), self.state)
+        if self.h_mask is not None:  # the heads read the masked LSTM output
+            out = self.model.heads(self.state[0][0] * self.h_mask)
         u, eps = self.noise.draw()
         u = u[:, 0] if self.model.arch.mixture == "shared" else u
         self.z, k = sample_next(

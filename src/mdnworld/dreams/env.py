@@ -19,7 +19,8 @@ class DreamEnv:
     ``max_steps`` steps. ``done="sample"`` (default) draws death from Bernoulli(p) with p =
     sigmoid(done_logit), M's probability of death at the next step; ``done="threshold"`` ends
     the dream when p > ``done_threshold`` (a small M's done head is rarely that sure).
-    Temperature ``tau`` is World Models': logits / tau and variance * tau.
+    Temperature ``tau`` is World Models': logits / tau and variance * tau. ``dropout`` (Dropout's
+    Dream Land) gives each dream its own dropout mask on M's LSTM output (``Dreamer``).
 
     Dreams start from latents drawn from ``start_z`` (M, Z), e.g. mu of the first frame of every
     training episode. With ``autoreset`` a finished dream restarts at once from a new start (its
@@ -38,6 +39,7 @@ class DreamEnv:
         seed: int = 0,
         autoreset: bool = True,
         done: str = "sample",
+        dropout: float = 0.0,
     ) -> None:
         if model.done is None:
             raise ValueError("DreamEnv needs an M with a done head (train-rnn --done-head)")
@@ -46,7 +48,7 @@ class DreamEnv:
         self.done_mode = done
         self.model, self.n, self.seed = model, n, seed
         self.max_steps, self.done_threshold, self.autoreset = max_steps, done_threshold, autoreset
-        self.dreamer = Dreamer(model, [0] * n, tau_pi=tau, tau_sigma=tau)
+        self.dreamer = Dreamer(model, [0] * n, tau_pi=tau, tau_sigma=tau, dropout=dropout)
         self.device = self.dreamer.device
         self.death = RandomStreams([0] * n, 1, 0, self.device)  # uniforms for sampled deaths
         self.start_z = start_z.to(self.device, torch.float32)
