@@ -203,6 +203,29 @@ def test_cma_es_resume_gives_the_same_next_generation(controller_run: Path, tmp_
         train_controller(runs["stopped"], _cfg(popsize=8, generations=5), **QUIET)
 
 
+def test_selection_rescores_the_best_candidates_on_fresh_dreams(
+    controller_run: Path, tmp_path: Path
+) -> None:
+    """Each generation's best is kept; select_top re-scores the top ones and the mean on
+    select_rollouts fresh dreams and saves the highest as "selected"."""
+    run = _copy_run(controller_run, tmp_path / "select")
+    lines: list[str] = []
+    train_controller(run, _cfg(generations=3, select_top=2, select_rollouts=5), log=lines.append)
+    with np.load(run / "controller" / "candidates.npz") as c:
+        assert c["generation"].tolist() == [1, 2, 3] and c["params"].shape[0] == 3
+        best_two = np.argsort(-c["fitness"], kind="stable")[:2]
+        kept = c["params"][best_two]
+    table = json.loads((run / "controller" / "selection.json").read_text())
+    names = [r["candidate"] for r in table["rows"]]
+    assert len(names) == 3 and names[-1] == "CMA-ES mean" and table["rollouts"] == 5
+    win = max(range(3), key=lambda i: table["rows"][i]["rescored"])
+    assert table["winner"] == names[win] and any("chose" in line for line in lines)
+    params, meta = load_controller(run, "selected")
+    assert meta["fitness"] == table["rows"][win]["rescored"]
+    expected = load_controller(run, "mean")[0] if win == 2 else kept[win]
+    np.testing.assert_allclose(params, expected, rtol=0, atol=1e-7)
+
+
 def test_a_second_train_controller_on_the_same_run_is_refused(
     controller_run: Path, tmp_path: Path
 ) -> None:

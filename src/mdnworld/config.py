@@ -39,7 +39,7 @@ Mixture = Literal["shared", "per_dim"]
 ZSource = Literal["mu", "sample"]
 DoneRule = Literal["sample", "threshold"]
 ExecutorKind = Literal["local", "ray"]
-Which = Literal["mean", "best"]
+Which = Literal["mean", "best", "selected"]
 Resolution = Literal[
     "RES_160X120", "RES_200X125", "RES_200X150", "RES_256X144", "RES_256X160", "RES_256X192",
     "RES_320X180", "RES_320X200", "RES_320X240", "RES_320X256", "RES_400X225", "RES_400X250",
@@ -289,6 +289,10 @@ class ControllerConfig:
     dream_dropout: float = 0.0
     """Dropout's Dream Land: drop each unit of M's LSTM output (what its heads read) with this
     probability, one mask per dream, so each dream is a slightly different M (0 = off)."""
+    select_top: int = 0
+    """After training, re-score this many of the best generation winners and the CMA-ES mean
+    on select_rollouts fresh dreams each; the best becomes evaluate's "selected" (0 = off)."""
+    select_rollouts: int = 1024
     eval_every: int = 10
     """Every this many generations, play the generation's best candidate in the real game
     (0 = never)."""
@@ -312,7 +316,8 @@ class EvaluateConfig:
 
     episodes: int = 100
     which: Which = "mean"
-    """"mean" (CMA-ES's final mean, the controller) or "best" (best dream candidate)."""
+    """"mean" (CMA-ES's final mean, the controller), "best" (best dream candidate) or
+    "selected" (the winner of train-controller's re-scoring, ``controller.select_top``)."""
     seed: int = 1_000_000
     """Episode i uses game seed seed + i (apart from the training data's seeds)."""
     max_steps: int = 2100
@@ -356,13 +361,14 @@ _AT_LEAST_0: tuple[str, Callable[[Any], bool]] = (">= 0", lambda v: v >= 0)
 RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     **dict.fromkeys(
         ("epochs", "batch_size", "seq_len", "skip_ahead", "max_steps", "rollouts", "episodes",
-         "generations", "dream_chunks", "hidden", "n_components", "fps", "scale", "decoder_width"),
+         "generations", "dream_chunks", "hidden", "select_rollouts", "n_components", "fps",
+         "scale", "decoder_width"),
         _AT_LEAST_1,
     ),
     **dict.fromkeys(
         ("episode", "eval_episodes", "workers", "threads", "prefetch", "retries",
          "patience", "max_minutes", "grad_clip", "free_bits", "checkpoint_minutes", "beta",
-         "bright_weight",
+         "bright_weight", "select_top",
          "eval_every", "model_index", "models", "tau_sigma"),
         _AT_LEAST_0,
     ),

@@ -381,11 +381,22 @@ class RunLayout:
         return self.controller_weights(which).with_suffix(".json")
 
     def controller_weights(self, which: str = "mean") -> Path:
-        """ "mean" -> the trained controller (CMA-ES mean); "best" -> the best dream candidate."""
-        names = {"mean": "controller", "best": "best"}
+        """ "mean" -> the trained controller (CMA-ES mean); "best" -> the best dream candidate;
+        "selected" -> the winner of the re-scoring on fresh dreams (control/select.py)."""
+        names = {"mean": "controller", "best": "best", "selected": "selected"}
         if which not in names:
-            raise ConfigError(f"evaluate.which must be 'mean' or 'best', got {which!r}")
+            raise ConfigError(f"evaluate.which must be one of {list(names)}, got {which!r}")
         return self.controller_dir / f"{names[which]}.safetensors"
+
+    @property
+    def controller_candidates(self) -> Path:
+        """Each generation's best candidate (``candidates.npz``, control/select.py)."""
+        return self.controller_dir / "candidates.npz"
+
+    @property
+    def controller_selection(self) -> Path:
+        """The re-scoring table (``selection.json``, control/select.py)."""
+        return self.controller_dir / "selection.json"
 
     @property
     def controller_meta(self) -> Path:

@@ -118,8 +118,10 @@ class Restart:
 
 
 SETTINGS = ("model_index", "popsize", "rollouts", "sigma0", "tau", "max_steps", "done",
-            "done_threshold", "seed")  # fmt: skip
+            "done_threshold", "seed", "dream_dropout")  # fmt: skip
 """Settings a resumed run must share with its checkpoint (the rest may change)."""
+SETTING_DEFAULTS = {"dream_dropout": 0.0}
+"""What a setting was in a state saved before the setting existed."""
 
 
 def save_state(path: Path, es: CMAES, best: dict[str, Any], cfg: ControllerConfig) -> None:
@@ -163,7 +165,7 @@ def read_state(path: Path, cfg: ControllerConfig, n: int) -> tuple[dict[str, np.
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise CheckpointError(f"{path}: 'meta' has format {got!r}, expected {CMAES_FORMAT}")
     saved, now = meta.get("settings"), {k: to_dict(cfg)[k] for k in SETTINGS}
-    saved = saved if isinstance(saved, dict) else {}
+    saved = {**SETTING_DEFAULTS, **saved} if isinstance(saved, dict) else {}
     if saved != now:
         diff = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
         raise CheckpointError(f"{path}: saved with other settings {diff} (saved, now)")

@@ -12,12 +12,14 @@ The CMA-ES state and its checkpoint (``cmaes_state.npz``) are in ``control/cmaes
 
 Other files: ``controller.safetensors`` (+ ``.json``) = the CMA-ES mean (the trained
 controller), ``best.safetensors`` = the candidate with the best dream fitness, ``log.jsonl``,
-``tb/``.
+``tb/``; ``candidates.npz`` = each generation's best, and with ``select_top`` the re-scored
+winner ``selected.safetensors`` and ``selection.json`` (control/select.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +33,7 @@ from mdnworld.config import ControllerConfig, DoneRule, ExecutorKind, to_dict
 from mdnworld.control.cmaes import CMAES, load_state, save_state
 from mdnworld.control.executors import ControllerJob, Executor, make_executor
 from mdnworld.control.realgame import PlayJob, play_job, seed_jobs
+from mdnworld.control.select import keep_candidate, select_controller
 from mdnworld.device import resolve_device, set_threads
 from mdnworld.dreams import DreamEnv
 from mdnworld.errors import ConfigError
@@ -241,6 +244,13 @@ def _train_controller(
             best = _generation(run, cfg, es, best, executor, logger, log)
             _save_generation(run, cfg, es, best, arch)
             ran += 1
+        if cfg.select_top > 0 and (ran or not run.controller_weights("selected").exists()):
+            rescore = functools.partial(population_fitness, run.root)
+            sel = select_controller(run, cfg, es.mean, rescore, executor, log)
+            meta = {"generation": es.generation, "model_index": cfg.model_index,
+                    "config": to_dict(cfg), "what": f"selected: {sel['candidate']}",
+                    "fitness": sel["rescored"]}  # fmt: skip
+            _save_controller(run.controller_weights("selected"), sel["params"], arch, meta)
     finally:
         logger.close()
         executor.close()
@@ -260,6 +270,7 @@ def _generation(
     fit = population_fitness(run.root, cfg, X, es.generation, executor)
     es.tell(X, fit)
     g = es.generation
+    keep_candidate(run.controller_candidates, g, float(fit.max()), X[int(fit.argmax())])
     if fit.max() > best["fitness"]:
         best = {"fitness": float(fit.max()), "generation": g,
                 "params": X[int(fit.argmax())].astype(np.float32)}  # fmt: skip
