@@ -142,6 +142,8 @@ def test_full_run_has_every_section(full_run: Path, full_report: Path) -> None:
         assert links and all(h.startswith("data/") for h in links), t
     assert "data/analysis/worlds_events/results.json" in page.links
     assert "data/evaluate/scores.json" in page.links
+    assert "Choosing the controller" in page.sections["controller"]
+    assert "data/controller/selection.json" in page.links
     # p-values and stars of the paper's test are in the worlds-events table
     assert "Mann–Whitney" in page.sections["worlds-events"]
     assert "null p" in page.sections["worlds-events"]

@@ -32,6 +32,7 @@ from mdnworld.records.controller import (
     read_best_fitness,
     read_controller_meta,
     read_scores,
+    read_selection,
 )
 from mdnworld.records.training import (
     DreamSettings,
@@ -66,6 +67,7 @@ __all__ = [
     "WorldsEventsRow",
     "dedupe",
     "read_best_fitness",
+    "read_selection",
     "read_committed",
     "read_components",
     "read_controller_meta",

@@ -83,6 +83,33 @@ def _scores(d: Doc) -> Scores:
     )  # fmt: skip
 
 
+# --- selection: controller/selection.json (control/select.py) ----------------------------------
+
+
+@dataclass(frozen=True)
+class SelectionRow:
+    candidate: str
+    training_fitness: float | None
+    """The dream fitness it had in training (None for the CMA-ES mean)."""
+    rescored: float
+
+
+@dataclass(frozen=True)
+class Selection:
+    rollouts: int
+    winner: str
+    rows: tuple[SelectionRow, ...]
+
+
+def _selection(d: Doc) -> Selection:
+    rows = tuple(
+        SelectionRow(r.typed("candidate", str), r.get("training_fitness"),
+                     r.typed("rescored", float))
+        for r in d.objs("rows")
+    )  # fmt: skip
+    return Selection(d.typed("rollouts", int), d.typed("winner", str), rows)
+
+
 # --- the readers -------------------------------------------------------------------------------
 
 
@@ -97,3 +124,7 @@ def read_best_fitness(path: Path | str) -> float:
 
 def read_scores(path: Path | str) -> Scores:
     return read(path, _scores)
+
+
+def read_selection(path: Path | str) -> Selection:
+    return read(path, _selection)

@@ -14,10 +14,22 @@ from mdnworld.records import (
     read_controller_meta,
     read_log_rows,
     read_scores,
+    read_selection,
 )
 from mdnworld.report import figures
 from mdnworld.report.context import Context, Spec
-from mdnworld.report.html import Section, code, esc, facts, grid, how, image, missing
+from mdnworld.report.html import (
+    Section,
+    code,
+    esc,
+    facts,
+    grid,
+    how,
+    image,
+    link,
+    missing,
+    table,
+)
 from mdnworld.text import fmt, is_number
 
 SPEC = Spec(
@@ -70,6 +82,27 @@ def _fitness(ctx: Context) -> str:
     figures.controller_fitness(rows, fig)
     caption = f"Drawn from {ctx.source(path)}."
     return image(href, "controller fitness per generation", caption, plot=True)
+
+
+def _selection(ctx: Context) -> str:
+    """The re-scoring of the best candidates on fresh dreams (``controller.select_top``)."""
+    path = ctx.run.controller_selection
+    if not path.is_file():
+        return ""
+    sel = read_selection(path)
+    rows = [
+        [link(esc(r.candidate), ctx.data(path), f"rows.{i}.candidate in {ctx.rel(path)}", "num"),
+         ctx.num(r.training_fitness, path, f"rows.{i}.training_fitness", ".0f")
+         if r.training_fitness is not None else "–",
+         ctx.num(r.rescored, path, f"rows.{i}.rescored", ".0f")]
+        for i, r in enumerate(sel.rows)
+    ]  # fmt: skip
+    win = [i for i, r in enumerate(sel.rows) if r.candidate == sel.winner]
+    caption = (f"Each re-scored on {sel.rollouts} fresh dreams; the highest ({esc(sel.winner)}) "
+               f"is {code('evaluate --which selected')}. From {ctx.source(path)}.")  # fmt: skip
+    return "<h3>Choosing the controller</h3>" + table(
+        ["candidate", "dream fitness in training", "re-scored"], rows, caption, win
+    )
 
 
 def _score_facts(ctx: Context, sc: Scores) -> str:
@@ -161,5 +194,6 @@ def section(ctx: Context) -> Section:
             "files; it needs an M with a done head)",
         )
     ctl = read_controller_meta(run.controller_meta) if run.controller_meta.is_file() else None
-    parts = [_training(ctx, ctl), _fitness(ctx), "<h3>In the real game</h3>", _real_game(ctx, ctl)]
+    parts = [_training(ctx, ctl), _fitness(ctx), _selection(ctx), "<h3>In the real game</h3>",
+             _real_game(ctx, ctl)]  # fmt: skip
     return SPEC.section("".join(parts))
