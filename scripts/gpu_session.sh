@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The one prepared run for a lent GPU machine (issues 19 and 20), in the device tool's $OUT:
+#   1. benchmarks/batched_rnn.py --device cuda: five Ms one after another vs one BatchedMDNRNN
+#      (issue 20's target: >= 120k windows/s for the five), ~1 minute;
+#   2. scripts/train_on_gpu.sh on configs/sharp.toml (generate with truth, V 3 epochs, encode,
+#      the five Ms side by side to early stopping or the time left), packed into $OUT/sharp.
+#
+# The machine has python3 with torch, numpy, scipy, matplotlib, tqdm, imageio, safetensors,
+# tensorboard, opencv; not vizdoom, gymnasium, cma or imageio-ffmpeg. Before the call, here:
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#       --platform manylinux_2_28_x86_64 -d .whl vizdoom gymnasium cma farama-notifications \
+#       cloudpickle imageio-ffmpeg
+# then run (device tool, carry [".whl"]):  bash scripts/gpu_session.sh 540
+# and afterwards `mdnworld from-shipped NEW_RUN --models models` from $OUT/sharp's parts.
+set -euo pipefail
+budget=${1:-540}
+out=${OUT:?the device tool sets OUT}
+start=$(date +%s)
+if [[ -d .whl ]]; then
+  python3 -m pip install -q --no-index --no-deps .whl/*.whl
+fi
+python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+python3 benchmarks/batched_rnn.py --device cuda --seconds 3 2>&1 | tail -n 8 | tee -a "$out/gpu.txt"
+cp benchmarks/results/batched_rnn_cuda.json "$out/"
+left=$((budget - ($(date +%s) - start)))
+DEVICE=cuda PYTHON=python3 scripts/train_on_gpu.sh configs/sharp.toml /tmp/sharp "$out/sharp" \
+  "$left" 2>&1 | grep -v '\r' | tail -n 40 | tee -a "$out/gpu.txt"
