@@ -67,8 +67,11 @@ def test_every_path_lies_inside_the_run(tmp_path: Path) -> None:
         assert run.rel(p) == p.relative_to(run.root).as_posix()
     assert run.analysis("worlds-events") == run.analysis("worlds_events")
     assert run.analysis_figure("committed").name == "committed.png"
-    with pytest.raises(ValueError, match="mean' or 'best"):
+    with pytest.raises(ValueError, match=r"one of \['mean', 'best', 'selected'\]"):
         run.controller_weights("worst")
+    for bad in ("../config.json", "play_0123abcd_1.mp4/x", "play_xyz_1.mp4", "p.mp4"):
+        assert run.play_recording(bad) is None, bad
+    assert run.play_recording("play_0123abcd_12.gif") == run.play_dir / "play_0123abcd_12.gif"
 
 
 def test_done_tests_read_only_what_the_stage_leaves(tmp_path: Path) -> None:
