@@ -24,6 +24,7 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -98,12 +99,21 @@ def measure(
         opt.step()
         return loss.item()
 
+    # warm-up (kernel selection, allocator) in fp32 only: bf16 is too slow for it on some CPUs
+    return timed_row(one_step, seconds, mode == "fp32", mixture, mode, train)
+
+
+def timed_row(
+    step: Callable[[], float], seconds: float, warmup: bool, mixture: str, mode: str, train: bool
+) -> dict:
+    """Run ``step`` (one batch, returns its loss) for ``seconds`` (at least once) -> the row of
+    the table: steps, s/step, windows/s, whether the loss stayed finite (or the error)."""
     try:
-        if mode == "fp32":  # warm-up (kernel selection, allocator); bf16 is too slow for it
-            loss = one_step()
+        if warmup:
+            loss = step()
         steps, t0 = 0, time.perf_counter()
         while steps < 1 or time.perf_counter() - t0 < seconds:
-            loss = one_step()
+            loss = step()
             steps += 1
         dt = time.perf_counter() - t0
     except Exception as e:  # noqa: BLE001 - reported, not hidden
@@ -125,21 +135,7 @@ def measure_peer(data: SequenceData, seconds: float) -> dict:
     z, a, zn, done, _ = data.batch(np.arange(len(data)))
     z_all = torch.from_numpy(np.concatenate([z, zn[:, -1:]], axis=1))
     step = peers.mdrnn_loop(z_all, torch.from_numpy(a), torch.from_numpy(done).float(), BATCH)
-    step()  # warm-up
-    steps, t0 = 0, time.perf_counter()
-    while steps < 1 or time.perf_counter() - t0 < seconds:
-        loss = step()
-        steps += 1
-    dt = time.perf_counter() - t0
-    return {
-        "mixture": "shared",
-        "mode": "peer fp32",
-        "train": True,
-        "steps": steps,
-        "s_per_step": dt / steps,
-        "windows_per_s": steps * BATCH / dt,
-        "finite_loss": bool(np.isfinite(loss)),
-    }
+    return timed_row(step, seconds, True, "shared", "peer fp32", True)
 
 
 def paper_scale_data() -> dict:
