@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS, browser_api
 
+from mdnworld.env import MAX_STEPS
 from mdnworld.errors import ConfigError
 from mdnworld.play.server import MAX_SESSIONS, make_server
-from mdnworld.play.session import MAX_STEPS, PlayModels, PlaySession
+from mdnworld.play.session import PlayModels, PlaySession
 
 
 def test_a_session_steers_commits_lets_the_controller_play_and_records(full_run: Path) -> None:

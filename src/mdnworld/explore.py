@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mdnworld.analysis.common import dream_seeds
 from mdnworld.analysis.detectors import (
     DETECTOR_SETS,
     EVENT_CLASSES,
@@ -93,7 +94,7 @@ class Run:
         sigma's temperature as in the analyses, random actions), decoded by V."""
         rng = np.random.default_rng([seed, model])
         z0 = self.starts.sample(n, 0, rng).z
-        seeds = [seed * 1_000_003 + model * 10_007 + j for j in range(n)]
+        seeds = dream_seeds(seed, model, n)
         rec = dream(self.model(model), z0, steps, seeds, tau_pi=tau, commit=commit)
         return Dreams(rec, self.decode(rec.z), model, tau, commit)
 

@@ -83,6 +83,11 @@ def dream_video_frames(
     )
 
 
+def write_dream_video(path: Path, video: np.ndarray, fps: int) -> None:
+    """``dream_video_frames`` output as MP4, or as a GIF at half the size (GIFs are large)."""
+    write_video(path, video[:, ::2, ::2] if path.suffix == ".gif" else video, fps)
+
+
 def run_dreams(run_dir: Path, cfg: DreamConfig, log: Callable[[str], None] = print) -> Path:
     """Dream ``cfg.dreams`` dreams with model ``cfg.model_index`` (and ``cfg.committed``
     committed dreams per component); returns the folder of the free dreams."""
@@ -139,10 +144,10 @@ def _dream_and_write(run: RunLayout, cfg: DreamConfig, log: Callable) -> int:
         video = dream_video_frames(
             frames[j], rec.pi[j], rec.component[j], f"model {cfg.model_index}, {what}"
         )
-        write_video(run.dream_video(cfg.model_index, cfg.commit, j), video, cfg.fps)
+        write_dream_video(run.dream_video(cfg.model_index, cfg.commit, j), video, cfg.fps)
         if cfg.gif:
             gif = run.dream_video(cfg.model_index, cfg.commit, j, ".gif")
-            write_video(gif, video[:, ::2, ::2], cfg.fps)
+            write_dream_video(gif, video, cfg.fps)
     arrays = {
         "z": rec.z,
         "pi": rec.pi,

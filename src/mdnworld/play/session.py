@@ -22,26 +22,26 @@ from typing import Any
 import numpy as np
 import torch
 
+from mdnworld import env as game  # the game's names load vizdoom on first use only
 from mdnworld.checkpoints import StartBank, cached_mdnrnn, cached_vae
 from mdnworld.control.evaluate import load_controller
 from mdnworld.control.realgame import controller_for
 from mdnworld.dreams.engine import Dreamer, decode, to_uint8
-from mdnworld.dreams.videos import dream_video_frames
+from mdnworld.dreams.videos import dream_video_frames, write_dream_video
 from mdnworld.errors import ConfigError
 from mdnworld.layout import RunLayout
-from mdnworld.media import write_video
 from mdnworld.models.controller import Controller
 from mdnworld.models.mdnrnn import MDNRNN, mixture_weights
 from mdnworld.models.vae import VAE, frames_to_tensor
 
 KEYS = {"left": -1.0, "none": 0.0, "right": 1.0}
 """The keys a player presses -> the action a (MOVE_LEFT, stand still, MOVE_RIGHT)."""
-MAX_STEPS = 2100  # Take Cover's episode cap: the dream ends there too
 
 
 def key_of(a: float) -> str:
-    """The button an action presses (``env.action_to_buttons``' thresholds)."""
-    return "left" if a < -1 / 3 else "right" if a > 1 / 3 else "none"
+    """The key whose button action ``a`` presses (``env.action_to_buttons``)."""
+    left, right = game.action_to_buttons(a)
+    return "left" if left else "right" if right else "none"
 
 
 @dataclass
@@ -142,9 +142,7 @@ class PlaySession:
         self.real_done = False
         if self.real:
             if self.env is None:
-                from mdnworld.env.take_cover import TakeCoverEnv  # starts a game: on demand
-
-                self.env = TakeCoverEnv(max_steps=MAX_STEPS)
+                self.env = game.TakeCoverEnv()  # starts a game: on demand
             obs, _ = self.env.reset(seed=seed)
             self.real_frame = obs
             z0 = self.models.vae.encode(frames_to_tensor(obs[None]))[0]
@@ -187,7 +185,7 @@ class PlaySession:
         self.t += 1
         self.frame = self._draw()
         died = self.rng.random() < self.p_death  # drawn either way: the same dream on or off
-        self.done = (self.deaths and died) or self.t >= MAX_STEPS
+        self.done = (self.deaths and died) or self.t >= game.MAX_STEPS  # the game's cap
         if self.real and not self.real_done:
             obs, _, term, trunc, _ = self.env.step(np.array([a], np.float32))
             self.real_frame, self.real_done = obs, bool(term or trunc)
@@ -229,7 +227,7 @@ class PlaySession:
         title = f"play, model {self.models.model_index}"
         video = dream_video_frames(np.stack(h.frames), np.stack(h.pi), np.array(h.component), title)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_video(path, video if suffix == ".mp4" else video[:, ::2, ::2], fps)
+        write_dream_video(path, video, fps)
         return path
 
     def close(self) -> None:
