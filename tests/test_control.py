@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from mdnworld.checkpoints import save_weights
 from mdnworld.config import ControllerConfig, EvaluateConfig, RNNConfig
 from mdnworld.control.cmaes import CMAES
 from mdnworld.control.evaluate import evaluate, load_controller
@@ -21,7 +22,7 @@ from mdnworld.control.executors import LocalExecutor, make_executor
 from mdnworld.control.realgame import PlayJob, play_job, seed_jobs
 from mdnworld.control.train import dream_fitness, train_controller
 from mdnworld.dreams import DreamEnv
-from mdnworld.errors import LockedError
+from mdnworld.errors import CheckpointError, LockedError
 from mdnworld.io import exclusive_lock
 from mdnworld.models.controller import Controller, ControllerArch, PopulationController
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch
@@ -224,6 +225,28 @@ def test_selection_rescores_the_best_candidates_on_fresh_dreams(
     assert meta["fitness"] == table["rows"][win]["rescored"]
     expected = load_controller(run, "mean")[0] if win == 2 else kept[win]
     np.testing.assert_allclose(params, expected, rtol=0, atol=1e-7)
+
+
+def test_init_starts_the_search_at_a_given_controller(controller_run: Path, tmp_path: Path) -> None:
+    """controller.init (iterate's warm start): with a tiny step size the search stays at the
+    given controller; one for another M's sizes is refused, naming the file."""
+    first = _copy_run(controller_run, tmp_path / "first")
+    train_controller(first, _cfg(generations=2), **QUIET)
+    start, _ = load_controller(first)
+    assert np.abs(start).max() > 1e-3
+    init = str(first / "controller" / "controller.safetensors")
+    second = _copy_run(controller_run, tmp_path / "second")
+    train_controller(second, _cfg(generations=1, sigma0=1e-6, init=init), **QUIET)
+    np.testing.assert_allclose(load_controller(second)[0], start, rtol=0, atol=1e-4)
+    other = Controller(ControllerArch(latent_dim=3, hidden=2, action_dim=1))
+    bad = tmp_path / "other.safetensors"
+    meta = {"arch": dataclasses.asdict(other.arch), "generation": 1, "model_index": 0}
+    save_weights(bad, other.state_dict(), meta)
+    with pytest.raises(CheckpointError, match="controller.init is a controller for") as e:
+        train_controller(
+            _copy_run(controller_run, tmp_path / "third"), _cfg(init=str(bad)), **QUIET
+        )
+    assert str(bad) in str(e.value)
 
 
 def test_a_second_train_controller_on_the_same_run_is_refused(

@@ -257,3 +257,27 @@ def test_max_minutes_stops_at_an_epoch_end_and_keeps_the_best(
     (meta,) = train_rnn(run, _cfg(hidden=16, epochs=5, max_minutes=1e-6), **QUIET)
     assert meta["epochs_run"] == 1 and meta["stopped_by_time"] and not meta["stopped_early"]
     assert (model_dir(run, 0) / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_init_starts_from_given_weights(trained, tmp_path: Path) -> None:
+    """rnn.init (iterate's fine-tuning): one epoch from the trained M stays near its NLL and
+    keeps its standardisation, where one epoch from random weights does not; a file of
+    another architecture is refused, naming it."""
+    run, meta, _ = trained
+    init = RunLayout(run).rnn_model(0)
+    warm = _copy_latents(run, tmp_path / "warm")
+    (wmeta,) = train_rnn(warm, _cfg(epochs=1, init=str(init)), **QUIET)
+    cold = _copy_latents(run, tmp_path / "cold")
+    (cmeta,) = train_rnn(cold, _cfg(epochs=1), **QUIET)
+    trained_nll = meta["metrics"]["val_nll_per_dim"]
+    assert wmeta["metrics"]["val_nll_per_dim"] < trained_nll + 0.1
+    assert cmeta["metrics"]["val_nll_per_dim"] > wmeta["metrics"]["val_nll_per_dim"] + 0.2
+    a, _ = load_weights(init)
+    b, _ = load_weights(RunLayout(warm).rnn_model(0))
+    names = [k for k in a if "shift" in k or "scale" in k]
+    assert names and all(torch.equal(a[k], b[k]) for k in names)
+    other = _copy_latents(run, tmp_path / "other")
+    with pytest.raises(CheckpointError, match="rnn.init has architecture") as e:
+        train_rnn(other, _cfg(epochs=1, hidden=32, init=str(init)), **QUIET)
+    assert str(init) in str(e.value)

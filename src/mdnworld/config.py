@@ -184,6 +184,10 @@ class RNNConfig:
     """0 = read it from latents/manifest.json; any other value must match it."""
     seed: int = 0
     """Model i uses seed + i (initial weights, batch order, samples)."""
+    init: str = ""
+    """Start from these weights instead of random ones: an M's model.safetensors of the same
+    architecture and latent size (``mdnworld iterate`` fine-tunes the previous round's M this
+    way); its standardisation and done bias are kept. Empty = random weights."""
     model_index: int = 0
     """First model to train; it goes to RUN_DIR/rnn/model_<index>/."""
     models: int = 1
@@ -278,7 +282,10 @@ class ControllerConfig:
     as one batch."""
     generations: int = 200
     sigma0: float = 0.1
-    """CMA-ES initial step size (the search starts from all-zero parameters)."""
+    """CMA-ES initial step size (the search starts from all-zero parameters, or ``init``)."""
+    init: str = ""
+    """Start the search at this controller (a controller*.safetensors of the same size, e.g.
+    the previous round's in ``mdnworld iterate``) instead of at zeros. Empty = zeros."""
     tau: float = 1.15
     """Dream temperature (World Models': logits / tau, variance x tau)."""
     max_steps: int = 2100

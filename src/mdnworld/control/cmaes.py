@@ -51,12 +51,14 @@ class CMAES:
     """
 
     def __init__(
-        self, n: int, sigma0: float, popsize: int, seed: int, restart: Restart | None = None
-    ) -> None:
-        """A fresh run from zeros, or with ``restart`` one that goes on from a saved mean and σ
-        (keeping the generations before it as history, not replayed)."""
+        self, n: int, sigma0: float, popsize: int, seed: int, restart: Restart | None = None,
+        x0: np.ndarray | None = None,
+    ) -> None:  # fmt: skip
+        """A fresh run from zeros (or from ``x0`` (n,)), or with ``restart`` one that goes on
+        from a saved mean and σ (keeping the generations before it as history, not replayed)."""
         self._state: dict | None = None
-        x0, g0 = (np.zeros(n), 0) if restart is None else (restart.mean, restart.generation)
+        start = np.zeros(n) if x0 is None else np.asarray(x0, np.float64)
+        x0, g0 = (start, 0) if restart is None else (restart.mean, restart.generation)
         sigma = sigma0 if restart is None else restart.sigma
         opts = {"popsize": popsize, "seed": seed + 1 + g0, "verbose": -9}  # pycma: 0 = time
         with self._random():

@@ -35,7 +35,12 @@ def load_controller(run_dir: Path | str, which: str = "mean") -> tuple[np.ndarra
     CMA-ES mean, ``controller.safetensors``) or "best" (the best dream candidate)."""
     if which not in get_args(Which):
         raise ConfigError(f"which must be one of {list(get_args(Which))}, got {which!r}")
-    path = RunLayout(run_dir).controller_weights(which)
+    return read_controller(RunLayout(run_dir).controller_weights(which))
+
+
+def read_controller(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """Flat parameters (n,) float32 and meta of the controller file ``path`` (a
+    ``controller*.safetensors``); the error names the file."""
     if not path.exists():
         raise MissingError(f"{path}: no controller; run `mdnworld train-controller` first")
     tensors, meta = load_weights(path)

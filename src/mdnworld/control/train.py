@@ -31,12 +31,13 @@ import torch
 from mdnworld.checkpoints import MODELS, StartBank, cached_mdnrnn, save_weights
 from mdnworld.config import ControllerConfig, DoneRule, ExecutorKind, to_dict
 from mdnworld.control.cmaes import CMAES, load_state, save_state
+from mdnworld.control.evaluate import read_controller
 from mdnworld.control.executors import ControllerJob, Executor, make_executor
 from mdnworld.control.realgame import PlayJob, play_job, seed_jobs
 from mdnworld.control.select import keep_candidate, select_controller
 from mdnworld.device import resolve_device, set_threads
 from mdnworld.dreams import DreamEnv
-from mdnworld.errors import ConfigError
+from mdnworld.errors import CheckpointError, ConfigError
 from mdnworld.io import exclusive_lock, remove_stale_temps
 from mdnworld.layout import RunLayout
 from mdnworld.logs import Logger
@@ -227,8 +228,9 @@ def _train_controller(
         log(f"train-controller: resumed after generation {es.generation} from "
             f"{run.controller_state}")  # fmt: skip
     else:
-        es = CMAES(arch.n_params, cfg.sigma0, cfg.popsize, cfg.seed)
-        best = {"fitness": -1.0, "generation": 0, "params": np.zeros(arch.n_params, np.float32)}
+        x0 = _initial_params(cfg, arch)
+        es = CMAES(arch.n_params, cfg.sigma0, cfg.popsize, cfg.seed, x0=x0)
+        best = {"fitness": -1.0, "generation": 0, "params": x0}
     log(
         f"train-controller: {arch.n_params} parameters, population {cfg.popsize} x "
         f"{cfg.rollouts} dreams (tau {cfg.tau}, {len(starts)} start frames), M model_"
@@ -257,6 +259,19 @@ def _train_controller(
     log(f"train-controller: done after {es.generation} generations; "
         f"{run.controller_weights('mean')}")  # fmt: skip
     return {"generation": es.generation, "stopped": False, "best_fitness": best["fitness"]}
+
+
+def _initial_params(cfg: ControllerConfig, arch: ControllerArch) -> np.ndarray:
+    """Where the search starts: zeros, or ``controller.init``'s parameters (n,) float32."""
+    if not cfg.init:
+        return np.zeros(arch.n_params, np.float32)
+    params, meta = read_controller(Path(cfg.init))
+    if meta["arch"] != dataclasses.asdict(arch):
+        want = dataclasses.asdict(arch)
+        raise CheckpointError(
+            f"{cfg.init}: controller.init is a controller for {meta['arch']}, this M needs {want}"
+        )
+    return params
 
 
 def _generation(

@@ -57,7 +57,7 @@ from mdnworld.checkpoints import (
 from mdnworld.config import RNNConfig, to_dict
 from mdnworld.data.sequences import SequenceData, done_balance
 from mdnworld.device import autocast, resolve_amp, resolve_device, set_threads
-from mdnworld.errors import CheckpointError, ConfigError
+from mdnworld.errors import CheckpointError, ConfigError, MissingError
 from mdnworld.io import atomic_write_json, read_json, remove_stale_temps
 from mdnworld.layout import RunLayout
 from mdnworld.logs import Logger
@@ -151,8 +151,24 @@ def _build(
     if model.done is not None:  # a checkpoint overrides it
         with torch.no_grad():
             model.done.bias.fill_(done_bias)
+    if cfg.init:
+        _warm_start(model, Path(cfg.init))
     model.to(device)
     return model, torch.optim.Adam(model.parameters(), lr=cfg.lr), pos_weight
+
+
+def _warm_start(model: StandardisedMDNRNN, path: Path) -> None:
+    """Load ``rnn.init``'s weights (standardisation and done bias included) into ``model``,
+    whose architecture they must have; the error names the file."""
+    if not path.is_file():
+        raise MissingError(f"{path}: rnn.init names no file (an M's model.safetensors)")
+    tensors, meta = load_weights(path)
+    if meta.get("arch") != dataclasses.asdict(model.arch):
+        raise CheckpointError(
+            f"{path}: rnn.init has architecture {meta.get('arch')}, the config gives "
+            f"{dataclasses.asdict(model.arch)}"
+        )
+    load_state_strict(model, tensors, path)
 
 
 @dataclasses.dataclass
