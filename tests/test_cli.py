@@ -179,8 +179,9 @@ def test_shipped_configs_load() -> None:
     # out and runs the controller stages
     wm = load_config(root / "worldmodels.toml")
     left_out = {s.name for s in STAGES if s.skip_reason(wm)}
-    assert left_out == {"dream", "analyze"}
-    assert not any(s.skip_reason(load_config(root / "paper.toml")) for s in STAGES)
+    assert left_out == {"dream", "analyze", "iterate"}  # iterate: only when rounds are asked
+    paper = load_config(root / "paper.toml")
+    assert {s.name for s in STAGES if s.skip_reason(paper)} == {"iterate"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,7 +280,7 @@ def test_pipeline_records_each_stage_s_time_and_memory(pipeline: _Pipeline) -> N
     totals = stage_totals(pipeline.run)
     assert set(totals) >= {"generate", "train-vae", "train-rnn", "analyze", "evaluate"}
     assert all(t["finished"] and t["seconds"] > 0 for t in totals.values())
-    assert totals["generate"]["peak_rss_mb"] > 150
+    assert totals["generate"]["peak_rss_mb"] > 120  # the command alone: ~65 MB, a game ~100 more
 
 
 @pytest.mark.slow

@@ -1,11 +1,6 @@
 """Configuration: one dataclass per pipeline stage, from TOML, overridden on the command line.
 
-A config file has one table per stage plus a top-level ``run_dir``::
-
-    run_dir = "runs/demo"
-    [generate]
-    episodes = 40
-
+A config file has one table per stage (``[generate]``, ...) plus a top-level ``run_dir``.
 Command-line overrides come either as a stage's own flags (``mdnworld generate --episodes 5``)
 or as ``--set generate.episodes=5`` (any stage, any field). Unknown tables or keys are errors,
 so a typo never silently falls back to a default. Every value is checked as it is read: a
@@ -95,15 +90,13 @@ class VAEConfig:
     beta: float = 1.0
     """Weight of the KL term (1 = the ELBO)."""
     bright_weight: float = 0.0
-    """Extra reconstruction weight of the pixels that are bright in the real frame (grey >
-    0.65, the detectors' test: fireballs and explosions): each counts 1 + bright_weight times."""
+    """Bright pixels of the real frame (grey > 0.65: fireballs, explosions) count 1 + this."""
     decoder_width: int = 1
     """Channel multiplier of the decoder's three hidden layers (1 = World Models')."""
     epochs: int = 10
     """Maximum number of epochs; ``max_minutes`` may end training sooner."""
     max_minutes: float = 0.0
-    """Also stop at the first epoch end after this many minutes of training in one call (0 = no
-    limit); the weights then are the final model."""
+    """Also stop at the first epoch end after this many minutes in one call (0 = no limit)."""
     batch_size: int = 100
     lr: float = 1e-3
     val_fraction: float = 0.15
@@ -123,8 +116,7 @@ class VAEConfig:
     threads: int = 0
     """Torch CPU threads; 0 = one per core."""
     prefetch: int = 0
-    """Batches read ahead on a background thread; 0 reads in the training thread (fastest on
-    a 2-core CPU; try 2 on a GPU)."""
+    """Batches read ahead on a thread; 0 = none (fastest on a 2-core CPU; try 2 on a GPU)."""
 
 
 @dataclass
@@ -163,8 +155,7 @@ class RNNConfig:
     patience: int = 10
     """Stop after this many epochs without a new best validation NLL; 0 = never stop early."""
     max_minutes: float = 0.0
-    """Also stop at the first epoch end after this many minutes of training in one call
-    (0 = no limit); like early stopping, the best epoch's weights are kept."""
+    """Also stop at the first epoch end after this many minutes in one call (0 = no limit)."""
     batch_size: int = 256
     lr: float = 1e-3
     grad_clip: float = 0.0
@@ -175,11 +166,9 @@ class RNNConfig:
     z_source: ZSource = "mu"
     """"mu" (the paper) or "sample": z ~ N(mu, exp(logvar)) drawn afresh each epoch."""
     val_fraction: float = 0.15
-    """Share of whole episodes held out (split seeded by `seed`, the same as V's when the
-    seeds agree)."""
+    """Share of whole episodes held out (split seeded by `seed`: V's split if the seeds agree)."""
     eval_windows: int = 2048
-    """Training windows (a fixed random subset) evaluated at every epoch end, for the train
-    NLL reported next to validation."""
+    """Training windows (a fixed subset) evaluated at every epoch end for the train NLL."""
     latent_dim: int = 0
     """0 = read it from latents/manifest.json; any other value must match it."""
     seed: int = 0
@@ -337,6 +326,27 @@ class EvaluateConfig:
 
 
 @dataclass
+class IterateConfig:
+    """``mdnworld iterate``: World Models' iterative training after the controller (its §5)."""
+
+    rounds: int = 0
+    """Rounds after the controller (0 = none): C plays, M is fine-tuned, C retrained."""
+    episodes: int = 200
+    """Real episodes the last round's controller plays each round (added to M's data)."""
+    seed: int = 7_000_000
+    """Round r's episode i uses game seed seed + 10000 r + i (apart from every other set)."""
+    rnn_epochs: int = 5
+    """Epochs of fine-tuning M each round, from the last round's M (the best epoch is kept)."""
+    generations: int = 30
+    """CMA-ES generations each round, starting at the last round's controller."""
+    which: Which = "mean"
+    """The controller of each round that plays, seeds the next round and is scored."""
+    eval_episodes: int = 100
+    """Each round's C on the choice seeds eval_seed + i (the same every round, not evaluate's)."""
+    eval_seed: int = 5_000_000
+
+
+@dataclass
 class RunConfig:
     """Everything a pipeline run needs: one table per stage."""
 
@@ -350,6 +360,7 @@ class RunConfig:
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    iterate: IterateConfig = field(default_factory=IterateConfig)
 
 
 STAGES: tuple[str, ...] = tuple(
@@ -369,14 +380,14 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     **dict.fromkeys(
         ("epochs", "batch_size", "seq_len", "skip_ahead", "max_steps", "rollouts", "episodes",
          "generations", "dream_chunks", "hidden", "select_rollouts", "n_components", "fps",
-         "scale", "decoder_width"),
+         "scale", "decoder_width", "rnn_epochs"),
         _AT_LEAST_1,
     ),
     **dict.fromkeys(
         ("episode", "eval_episodes", "workers", "threads", "prefetch", "retries",
          "patience", "max_minutes", "grad_clip", "free_bits", "checkpoint_minutes", "beta",
-         "bright_weight", "select_top",
-         "eval_every", "model_index", "models", "tau_sigma"),
+         "bright_weight", "select_top", "eval_every", "model_index", "models", "tau_sigma",
+         "rounds"),
         _AT_LEAST_0,
     ),
     **dict.fromkeys(("lr", "sigma0", "tau", "tau_pi"), ("> 0", lambda v: v > 0)),

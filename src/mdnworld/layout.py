@@ -422,6 +422,15 @@ class RunLayout:
         """``which``: "best" or "worst"."""
         return self.evaluate_dir / f"{which}.mp4"
 
+    # --- iterate (iterate.py) ------------------------------------------------------------------
+    def iterate_round(self, r: int) -> Path:
+        """Round ``r``'s own run directory, ``iterate/round_<r>/`` (r >= 1)."""
+        return self.root / "iterate" / f"round_{r}"
+
+    def iterate_summary(self, r: int) -> Path:
+        """Round ``r``'s row, ``iterate/round_<r>.json`` (r = 0: the run's own controller)."""
+        return self.root / "iterate" / f"round_{r}.json"
+
     # --- report (report/) ------------------------------------------------------------------------
     @property
     def report_dir(self) -> Path:

@@ -143,6 +143,25 @@ def evaluate_done(run_dir: Path, cfg: RunConfig) -> bool:
     return RunLayout(run_dir).evaluate_done(cfg.controller.generations, cfg.evaluate.episodes)
 
 
+def run_iterate(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
+    from mdnworld.iterate import iterate
+
+    for row in iterate(run_dir, cfg, log):
+        if row["mean"] is not None:
+            log(f"iterate: round {row['round']}: {row['mean']:.0f} ± {row['std']:.0f} on the "
+                f"choice seeds, {row['episodes']} episodes of data")  # fmt: skip
+
+
+def iterate_done(run_dir: Path, cfg: RunConfig) -> bool:
+    from mdnworld.iterate import iterate_done as done
+
+    return done(run_dir, cfg)
+
+
+def needs_rounds(cfg: RunConfig) -> str | None:
+    return needs_done_head(cfg) or (None if cfg.iterate.rounds else "iterate.rounds = 0")
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -213,6 +232,15 @@ STAGES: list[Stage] = [
         run_evaluate,
         evaluate_done,
         needs_done_head,
+    ),
+    Stage(
+        "iterate",
+        "iterate",
+        "World Models' iterative training: C plays the real game, M is fine-tuned on those "
+        "episodes too, C retrained in the new dream; iterate.rounds times",
+        run_iterate,
+        iterate_done,
+        needs_rounds,
     ),
 ]
 

@@ -7,26 +7,23 @@ far and a checkpoint, plus a checkpoint every ``checkpoint_every`` steps or
 ``checkpoint_minutes`` minutes. Training ends after ``epochs`` epochs or ``patience`` epochs
 without a new best validation NLL; the final weights are the best epoch's.
 
-What it reports (per epoch in the log, at the end on screen and in ``model.json``):
-- NLL per step and latent dim (nats/dim) on the validation windows and on a fixed subset of
-  training windows, next to the random-walk baseline z_{t+1} ~ N(z_t, sigma^2) with a per-dim
-  sigma fitted by maximum likelihood on the training windows, on the same windows: a model
-  below the baseline has learned dynamics beyond "nothing moves";
-- the mean entropy of the mixture weights pi (nats; log K = uniform, 0 = one component) and
-  each component's share of the validation steps where it has the largest weight, so a
-  collapsed mixture shows.
+What it reports (per epoch in the log, at the end on screen and in ``model.json``): NLL per
+step and latent dim (nats/dim) on the validation windows and a fixed subset of training
+windows, beside the random-walk baseline z_{t+1} ~ N(z_t, sigma^2) (per-dim sigma fitted on
+the training windows): below it, M learned more than "nothing moves"; the mean entropy of pi
+and each component's share of the steps where it leads, so a collapsed mixture shows.
 Evaluation uses mu, or with ``z_source="sample"`` one fixed sample (the training objective).
+``init`` starts from another M's weights instead of random ones (``mdnworld iterate``).
 
 Standardisation (``standardise``, on by default): M is a ``StandardisedMDNRNN`` fed and
 predicting latents in the VAE's units, standardised inside by the training mean and std (why:
 train/rnn_data.py). The data, the split, the windows and the baseline: train/rnn_data.py;
 the resumable loop (batch order, checkpoints, the stop hook): train/loop.py.
 
-Exact resume: batch order of epoch e is a permutation seeded by (seed, e), the sampled latents
-of epoch e (``z_source="sample"``) come from (seed, e), evaluation is deterministic; a
-checkpoint stores weights, Adam state, the step and the early-stopping state, and the best
-weights are a file of their own. A run stopped anywhere and resumed ends with the same weights
-as one that never stopped (on the same device and thread count).
+Exact resume: epoch e's batch order and sampled latents come from (seed, e), evaluation is
+deterministic; a checkpoint holds weights, Adam, the step and the early-stopping state, and the
+best weights are a file of their own: stopped anywhere and resumed, a run ends with the
+weights of one that never stopped (on the same device and thread count).
 
 Files under ``RUN_DIR/rnn/``: ``split.json``; per model ``model_<i>/``: ``checkpoint.*``,
 ``best.{safetensors,json}``, ``model.{safetensors,json}`` (final), ``log.jsonl``, ``tb/``.
@@ -57,7 +54,7 @@ from mdnworld.checkpoints import (
 from mdnworld.config import RNNConfig, to_dict
 from mdnworld.data.sequences import SequenceData, done_balance
 from mdnworld.device import autocast, resolve_amp, resolve_device, set_threads
-from mdnworld.errors import CheckpointError, ConfigError, MissingError
+from mdnworld.errors import CheckpointError, ConfigError
 from mdnworld.io import atomic_write_json, read_json, remove_stale_temps
 from mdnworld.layout import RunLayout
 from mdnworld.logs import Logger
@@ -158,10 +155,7 @@ def _build(
 
 
 def _warm_start(model: StandardisedMDNRNN, path: Path) -> None:
-    """Load ``rnn.init``'s weights (standardisation and done bias included) into ``model``,
-    whose architecture they must have; the error names the file."""
-    if not path.is_file():
-        raise MissingError(f"{path}: rnn.init names no file (an M's model.safetensors)")
+    """``rnn.init``'s weights (its standardisation and done bias too) into ``model``."""
     tensors, meta = load_weights(path)
     if meta.get("arch") != dataclasses.asdict(model.arch):
         raise CheckpointError(
