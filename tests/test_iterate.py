@@ -20,6 +20,7 @@ from mdnworld.io import read_json
 from mdnworld.iterate import ROUND_SEEDS, iterate
 from mdnworld.layout import RunLayout
 from mdnworld.pipeline import STAGES
+from mdnworld.report import write_report
 
 SETTINGS = ["iterate.rounds=1", "iterate.episodes=2", "iterate.rnn_epochs=1",
             "iterate.generations=1", "iterate.eval_episodes=2"]  # fmt: skip
@@ -97,3 +98,15 @@ def test_a_second_call_changes_nothing_and_the_stage_is_done(iterated) -> None:
 def full_run_config(run: Path):
     """The tiny pipeline's own config (conftest's TINY), iterate off."""
     return load_config(Path(read_json(run / "config.json")["run_dir"]).parent / "tiny.toml")
+
+
+def test_the_report_shows_the_rounds(iterated) -> None:
+    run, _, rows, _ = iterated
+    page = write_report(run, log=lambda s: None).read_text()
+    assert "<h3>Iterative training</h3>" in page
+    part = page.split("<h3>Iterative training</h3>")[1].split("</section>")[0]
+    table = part.split("</table>")[0]
+    assert table.count("<tr>") == 3  # the header, round 0 (the run), round 1
+    for row in rows:
+        assert f"{row['mean']:.0f}</a> ± " in table and f">{row['episodes']}</a>" in table
+    assert f"mdnworld evaluate {RunLayout(run).iterate_round(1)}" in part

@@ -27,10 +27,12 @@ from mdnworld.records.base import dedupe, read_log_rows
 from mdnworld.records.controller import (
     ControllerMeta,
     EpisodeScore,
+    IterateRound,
     Scores,
     ScoreVideo,
     read_best_fitness,
     read_controller_meta,
+    read_iterate_round,
     read_scores,
     read_selection,
 )
@@ -58,6 +60,7 @@ __all__ = [
     "EpisodeEntry",
     "EpisodeManifest",
     "EpisodeScore",
+    "IterateRound",
     "RnnMeta",
     "RnnMetrics",
     "ScoreVideo",
@@ -73,6 +76,7 @@ __all__ = [
     "read_controller_meta",
     "read_dream_settings",
     "read_episode_manifest",
+    "read_iterate_round",
     "read_log_rows",
     "read_rnn_meta",
     "read_scores",

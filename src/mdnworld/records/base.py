@@ -61,9 +61,10 @@ def _join(where: str, key: object) -> str:
 
 def mistyped(value: Any, typ: Any, where: str = "") -> tuple[str, Any, Any] | None:
     """The first value inside ``value`` that is not of type ``typ`` (int, float, str, bool,
-    None, ``X | Y``, ``tuple[X, ...]``, ``dict[K, V]``, ``Any`` or a record dataclass, whose
-    fields are checked in turn): (its dotted key, it, the type it should have); None if all
-    fit. A float field takes an int (JSON writes 1.0 as 1), an int field never a bool. A
+    None, ``X | Y``, ``tuple[X, ...]``, ``list[X]``, ``dict[K, V]``, ``Any`` or a record
+    dataclass, whose fields are checked in turn): (its dotted key, it, the type it should
+    have); None if all fit. A float field takes an int (JSON writes 1.0 as 1), an int field
+    never a bool. A
     record's ``KEYS`` (a class attribute) maps a field to its key in the file where the two
     differ ("" for a field whose entries sit at the record's own level)."""
     origin, args = typing.get_origin(typ), typing.get_args(typ)
@@ -87,7 +88,7 @@ def mistyped(value: Any, typ: Any, where: str = "") -> tuple[str, Any, Any] | No
             if bad:
                 return bad
         return None
-    if origin in (tuple, dict):
+    if origin in (tuple, list, dict):
         if not isinstance(value, origin):
             return (where, value, typ)
         items = value.items() if origin is dict else enumerate(value)

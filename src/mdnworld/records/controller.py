@@ -110,6 +110,33 @@ def _selection(d: Doc) -> Selection:
     return Selection(d.typed("rollouts", int), d.typed("winner", str), rows)
 
 
+# --- iterate: iterate/round_<r>.json (iterate.py) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class IterateRound:
+    round: int
+    episodes: int
+    """Real episodes in M's data this round."""
+    rnn_val_nll_per_dim: float
+    dream_fitness_mean: float | None
+    """The population's mean dream survival in the controller's last generation."""
+    generation: int
+    mean: float | None
+    """Real-game score on the choice seeds (None: not scored)."""
+    std: float | None
+    n_scores: int
+
+
+def _iterate_round(d: Doc) -> IterateRound:
+    maybe = float | None
+    return IterateRound(
+        d.typed("round", int), d.typed("episodes", int), d.typed("rnn_val_nll_per_dim", float),
+        d.typed("dream_fitness_mean", maybe), d.typed("generation", int), d.typed("mean", maybe),
+        d.typed("std", maybe), len(d.typed("scores", list[int])),
+    )  # fmt: skip
+
+
 # --- the readers -------------------------------------------------------------------------------
 
 
@@ -128,3 +155,7 @@ def read_scores(path: Path | str) -> Scores:
 
 def read_selection(path: Path | str) -> Selection:
     return read(path, _selection)
+
+
+def read_iterate_round(path: Path | str) -> IterateRound:
+    return read(path, _iterate_round)

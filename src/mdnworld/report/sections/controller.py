@@ -12,6 +12,7 @@ from mdnworld.records import (
     dedupe,
     read_best_fitness,
     read_controller_meta,
+    read_iterate_round,
     read_log_rows,
     read_scores,
     read_selection,
@@ -105,6 +106,38 @@ def _selection(ctx: Context) -> str:
     )
 
 
+def _iterations(ctx: Context) -> str:
+    """World Models' iterative training (``mdnworld iterate``): one row per round."""
+    paths = []
+    while (path := ctx.run.iterate_summary(len(paths))).is_file():
+        paths.append(path)
+    if not paths:
+        return ""
+    rows = []
+    for p in paths:
+        r = read_iterate_round(p)
+        score = "–" if r.mean is None else (
+            f"{ctx.num(r.mean, p, 'mean', '.0f')} ± {ctx.num(r.std, p, 'std', '.0f')} "
+            f"({ctx.num(r.n_scores, p, 'scores')} episodes)")  # fmt: skip
+        rows.append([
+            "the run" if r.round == 0 else ctx.num(r.round, p, "round", "id"),
+            ctx.num(r.episodes, p, "episodes"),
+            ctx.num(r.rnn_val_nll_per_dim, p, "rnn_val_nll_per_dim"),
+            ctx.num(r.generation, p, "generation"),
+            ctx.num(r.dream_fitness_mean, p, "dream_fitness_mean", ".0f"),
+            score,
+        ])  # fmt: skip
+    last = ctx.run.iterate_round(len(paths) - 1) if len(paths) > 1 else ctx.run.root
+    caption = (
+        "Each round the last controller played real episodes, M was fine-tuned on all the "
+        "data, C retrained from the last C in the new dream; every round scored on the same "
+        f"choice seeds. Held-out score of the last round: {code('mdnworld evaluate ' + str(last))}."
+    )
+    head = ["round", "episodes of data", "M val NLL/dim", "C generations", "dream survival",
+            "real game, choice seeds"]  # fmt: skip
+    return "<h3>Iterative training</h3>" + table(head, rows, caption)
+
+
 def _score_facts(ctx: Context, sc: Scores) -> str:
     path = ctx.run.evaluate_scores
     items = [
@@ -195,5 +228,5 @@ def section(ctx: Context) -> Section:
         )
     ctl = read_controller_meta(run.controller_meta) if run.controller_meta.is_file() else None
     parts = [_training(ctx, ctl), _fitness(ctx), _selection(ctx), "<h3>In the real game</h3>",
-             _real_game(ctx, ctl)]  # fmt: skip
+             _real_game(ctx, ctl), _iterations(ctx)]  # fmt: skip
     return SPEC.section("".join(parts))
