@@ -16,6 +16,7 @@ from mdnworld.control.evaluate import load_controller
 from mdnworld.control.executors import LocalExecutor
 from mdnworld.control.train import real_scores
 from mdnworld.data.episodes import load_episode, validate_run
+from mdnworld.errors import ConflictError
 from mdnworld.io import read_json
 from mdnworld.iterate import ROUND_SEEDS, iterate
 from mdnworld.layout import RunLayout
@@ -82,7 +83,7 @@ def test_every_round_is_scored_on_the_same_choice_seeds(iterated) -> None:
     assert sum("choice seeds" in line for line in lines) == 2
 
 
-def test_a_second_call_changes_nothing_and_the_stage_is_done(iterated) -> None:
+def test_a_second_call_changes_nothing_and_the_stage_is_done(iterated, full_run: Path) -> None:
     run, cfg, rows, _ = iterated
     files = sorted(p for p in (run / "iterate").rglob("*") if p.is_file() and "tb" not in p.parts)
     before = {p: p.stat().st_mtime_ns for p in files}
@@ -91,6 +92,9 @@ def test_a_second_call_changes_nothing_and_the_stage_is_done(iterated) -> None:
     stage = next(s for s in STAGES if s.name == "iterate")
     assert stage.is_done(run, cfg) and stage.skip_reason(cfg) is None
     assert read_json(RunLayout(run).iterate_summary(1)) == rows[1]
+    other = load_config(full_run.parent / "tiny.toml", [*SETTINGS, "iterate.which=best"])
+    with pytest.raises(ConflictError, match="round_0.json: scored the 'mean' controller"):
+        iterate(run, other, log=lambda s: None)
     tiny = full_run_config(run)
     assert stage.skip_reason(tiny) == "iterate.rounds = 0"  # the pipeline's default: off
 

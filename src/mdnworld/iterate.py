@@ -33,7 +33,7 @@ from mdnworld.control.executors import Executor, make_executor
 from mdnworld.control.realgame import PlayJob, play_job
 from mdnworld.control.train import real_scores, train_controller
 from mdnworld.data.episodes import Episode, episode_info, read_manifest, save_episode
-from mdnworld.errors import MissingError
+from mdnworld.errors import ConflictError, MissingError
 from mdnworld.io import atomic_write_json, read_json
 from mdnworld.layout import RunLayout, episode_index
 from mdnworld.logs import read_log
@@ -73,7 +73,7 @@ def iterate_done(run_dir: Path, cfg: RunConfig) -> bool:
 def _round(run: RunLayout, r: int, cfg: RunConfig, executor: Executor, log: Log) -> dict:
     """Round ``r``: collect, link, encode, fine-tune M, retrain C, score C."""
     if run.iterate_summary(r).exists():
-        return read_json(run.iterate_summary(r))
+        return _score_round(run, r, cfg, executor, log)  # checks the settings
     t0 = time.perf_counter()
     prev = _previous(run, r)
     here = RunLayout(run.iterate_round(r))
@@ -169,12 +169,20 @@ def _score_round(
     extra: dict | None = None,
 ) -> dict:  # fmt: skip
     """Round ``r``'s row: its controller on the choice seeds, M's and C's numbers; saved."""
-    if run.iterate_summary(r).exists():
-        return read_json(run.iterate_summary(r))
     it, ctl = cfg.iterate, cfg.controller
+    seeds = [it.eval_seed + i for i in range(it.eval_episodes)]
+    path = run.iterate_summary(r)
+    if path.exists():
+        row = read_json(path)
+        if (row.get("which"), row.get("seeds")) != (it.which, seeds):
+            raise ConflictError(
+                f"{path}: scored the {row.get('which')!r} controller on other seeds than "
+                f"iterate.which = {it.which!r}, {len(seeds)} from {it.eval_seed}; keep the "
+                f"settings or move {path.parent} away to start the rounds again"
+            )
+        return row
     here = run if r == 0 else RunLayout(run.iterate_round(r))
     params, meta = read_controller(here.controller_weights(it.which))
-    seeds = [it.eval_seed + i for i in range(it.eval_episodes)]
     scores = real_scores(here.root, ctl.model_index, params, seeds, ctl.max_steps, executor,
                          ctl.workers or 2)  # fmt: skip
     m = read_json(here.rnn_meta(ctl.model_index))
