@@ -326,6 +326,10 @@ def test_evaluate_scores_are_steps_survived(controller_run: Path, tmp_path: Path
     rows = play_job(job)
     for r in rows:  # one frame per step survived; a capped episode scores the cap
         assert r["score"] == len(r["frames"]) == len(r["recons"]) <= 150
+    bare = play_job(dataclasses.replace(job, decode=False))  # iterate's: no reconstructions
+    assert [sorted(r) for r in bare] == [["actions", "frames", "score", "seed"]] * 2
+    for r, b in zip(rows, bare, strict=True):
+        assert b["score"] == r["score"] and np.array_equal(b["frames"], r["frames"])
     result = evaluate(run, EvaluateConfig(episodes=3, workers=2, max_steps=150, seed=5), **QUIET)
     scores = [e["score"] for e in result["per_episode"]]
     assert scores[:2] == [r["score"] for r in rows]  # worker processes = this process

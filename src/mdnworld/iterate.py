@@ -20,6 +20,7 @@ score of the last round is then ``mdnworld evaluate RUN_DIR/iterate/round_<r>``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -111,10 +112,11 @@ def _collect(
     todo = [(first + i, s) for i, s in enumerate(seeds) if not here.episode(first + i).exists()]
     params, _ = read_controller(prev.controller_weights(it.which))
     here.episodes_dir.mkdir(parents=True, exist_ok=True)
-    chunk = max(1, ctl.workers or 2) * 2  # recorded episodes held in memory at a time
+    chunk = 8 * (ctl.workers or os.cpu_count() or 1)  # episodes in memory at a time (~2 GB)
     for k in range(0, len(todo), chunk):
         part = todo[k : k + chunk]
-        base = PlayJob(str(prev.root), ctl.model_index, params, ctl.max_steps, record=True)
+        base = PlayJob(str(prev.root), ctl.model_index, params, ctl.max_steps, record=True,
+                       decode=False)  # fmt: skip
         jobs = [dataclasses.replace(base, seeds=(s,)) for _, s in part]
         for (index, _), (row,) in zip(part, executor.map(play_job, jobs), strict=True):
             save_episode(here.episode(index), _episode(row, ctl.max_steps))

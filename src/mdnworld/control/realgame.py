@@ -43,7 +43,9 @@ class PlayJob(ControllerJob):
     seeds: tuple[int, ...] = ()
     """Game seeds, one episode each, played in this order."""
     record: bool = False
-    """Also return every step's frame, V's reconstruction and the action."""
+    """Also return every step's frame and action (and, with ``decode``, V's reconstruction)."""
+    decode: bool = True
+    """With ``record``: V decodes every frame too (the evaluation videos; iterate needs none)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -56,7 +58,7 @@ class Episode(TypedDict):
     seed: int
     score: int
     frames: NotRequired[np.ndarray]  # (T, 64, 64, 3) uint8, the real frames
-    recons: NotRequired[np.ndarray]  # (T, 64, 64, 3) uint8, V's reconstructions
+    recons: NotRequired[np.ndarray]  # (T, 64, 64, 3) uint8, V's reconstructions (``decode``)
     actions: NotRequired[np.ndarray]  # (T,) float32, C's actions
 
 
@@ -68,10 +70,11 @@ class Agent:
 
     @torch.no_grad()
     def play(
-        self, env: TakeCoverEnv, seed: int, record: bool = False
+        self, env: TakeCoverEnv, seed: int, record: bool = False, decode: bool = True
     ) -> tuple[int, dict[str, np.ndarray] | None]:
         """One episode -> (score, None), or with ``record`` (score, {"frames" (T, 64, 64, 3)
-        uint8, "recons" V's reconstructions (T, 64, 64, 3) uint8, "actions" (T,) float32})."""
+        uint8, "actions" (T,) float32, with ``decode`` "recons": V's reconstructions (T, 64,
+        64, 3) uint8})."""
         obs, _ = env.reset(seed=seed)
         state = self.mdnrnn.initial_state(1)
         h = state[0][0]
@@ -82,7 +85,8 @@ class Agent:
             a = self.controller(mu, h)
             if record:
                 rec["frames"].append(obs)
-                rec["recons"].append(tensor_to_frames(self.vae.decode(mu))[0])
+                if decode:
+                    rec["recons"].append(tensor_to_frames(self.vae.decode(mu))[0])
                 rec["actions"].append(float(a[0, 0]))
             obs, reward, terminated, truncated, _ = env.step(a[0].numpy())
             score += int(reward)
@@ -92,11 +96,8 @@ class Agent:
                 break
         if not record:
             return score, None
-        return score, {
-            "frames": np.stack(rec["frames"]),
-            "recons": np.stack(rec["recons"]),
-            "actions": np.asarray(rec["actions"], np.float32),
-        }
+        out = {"frames": np.stack(rec["frames"]), "actions": np.asarray(rec["actions"], np.float32)}
+        return score, out | ({"recons": np.stack(rec["recons"])} if decode else {})
 
 
 def controller_for(mdnrnn: MDNRNN, params: np.ndarray | Sequence[float]) -> Controller:
@@ -128,7 +129,7 @@ def play_job(job: PlayJob) -> list[Episode]:
     env = cached_env(job.max_steps)
     results: list[Episode] = []
     for seed in job.seeds:
-        score, recorded = agent.play(env, seed, job.record)
+        score, recorded = agent.play(env, seed, job.record, job.decode)
         row: Episode = {"seed": seed, "score": score}
         row.update(recorded or {})
         results.append(row)
