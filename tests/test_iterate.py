@@ -58,6 +58,14 @@ def test_a_round_adds_the_controller_s_real_episodes(iterated) -> None:
         assert bool(ep.dones[-1]) == (score < cfg.controller.max_steps) and ep.dones.sum() <= 1
     good, bad = validate_run(here.root)
     assert not bad and len(good) == len(old) + 2
+    # the links are relative: a copy of the whole run directory is a working run elsewhere
+    moved = run.parent / "moved"
+    shutil.copytree(run, moved, symlinks=True)
+    copy = RunLayout(RunLayout(moved).iterate_round(1))
+    assert all(p.resolve().is_relative_to(moved) for p in copy.episode_files())
+    assert (copy.root / "vae").resolve() == (moved / "vae").resolve()
+    assert len(validate_run(copy.root)[0]) == len(old) + 2
+    shutil.rmtree(moved)
 
 
 def test_m_and_c_start_from_the_last_round(iterated) -> None:

@@ -159,11 +159,13 @@ def _link(run: RunLayout, prev: RunLayout, here: RunLayout) -> None:
 
 
 def _symlink(link: Path, target: Path) -> None:
-    if link.is_symlink() and link.resolve() == target:
+    """``link`` -> ``target`` as a relative link, so a run directory moved or copied whole
+    (``cp -a``) keeps its rounds working."""
+    if link.is_symlink() and link.resolve() == target.resolve():
         return
     if link.is_symlink():
         link.unlink()
-    link.symlink_to(target)
+    link.symlink_to(os.path.relpath(target, link.parent))
 
 
 def _score_round(
