@@ -34,10 +34,10 @@ from mdnworld.control.executors import Executor, make_executor
 from mdnworld.control.realgame import PlayJob, play_job
 from mdnworld.control.train import real_scores, train_controller
 from mdnworld.data.episodes import Episode, episode_info, read_manifest, save_episode
-from mdnworld.errors import ConflictError, MissingError
+from mdnworld.errors import ConflictError
 from mdnworld.io import atomic_write_json, read_json
 from mdnworld.layout import RunLayout, episode_index
-from mdnworld.logs import read_log
+from mdnworld.records import read_log_rows, read_rnn_meta
 from mdnworld.train.encode import encode_run
 from mdnworld.train.rnn import train_rnn
 
@@ -50,16 +50,11 @@ def iterate(run_dir: Path, cfg: RunConfig, log: Log = print) -> list[dict[str, A
     """Run (or resume) ``cfg.iterate.rounds`` rounds after the run's own controller; returns
     every round's row, round 0 (the run's controller) first."""
     run = RunLayout(run_dir)
-    it, ctl = cfg.iterate, cfg.controller
-    if not run.controller_weights(it.which).exists():
-        raise MissingError(
-            f"{run.controller_weights(it.which)}: no controller to start from; run "
-            "`mdnworld train-controller` first"
-        )
+    ctl = cfg.controller
     executor = make_executor(ctl.executor, ctl.address, ctl.workers)
-    try:
+    try:  # round 0 reads the run's controller (read_controller: a MissingError if none)
         rows = [_score_round(run, 0, cfg, executor, log)]
-        for r in range(1, it.rounds + 1):
+        for r in range(1, cfg.iterate.rounds + 1):
             rows.append(_round(run, r, cfg, executor, log))
     finally:
         executor.close()
@@ -113,10 +108,10 @@ def _collect(
     params, _ = read_controller(prev.controller_weights(it.which))
     here.episodes_dir.mkdir(parents=True, exist_ok=True)
     chunk = 8 * (ctl.workers or os.cpu_count() or 1)  # episodes in memory at a time (~2 GB)
+    base = PlayJob(str(prev.root), ctl.model_index, params, ctl.max_steps, record=True,
+                   decode=False)  # fmt: skip
     for k in range(0, len(todo), chunk):
         part = todo[k : k + chunk]
-        base = PlayJob(str(prev.root), ctl.model_index, params, ctl.max_steps, record=True,
-                       decode=False)  # fmt: skip
         jobs = [dataclasses.replace(base, seeds=(s,)) for _, s in part]
         for (index, _), (row,) in zip(part, executor.map(play_job, jobs), strict=True):
             save_episode(here.episode(index), _episode(row, ctl.max_steps))
@@ -189,12 +184,13 @@ def _score_round(
     params, meta = read_controller(here.controller_weights(it.which))
     scores = real_scores(here.root, ctl.model_index, params, seeds, ctl.max_steps, executor,
                          ctl.workers or 2)  # fmt: skip
-    m = read_json(here.rnn_meta(ctl.model_index))
-    fitness = [row for row in _log_rows(here) if "fitness/mean" in row]
+    m = read_rnn_meta(here.rnn_meta(ctl.model_index))
+    log_rows = read_log_rows(here.controller_log) if here.controller_log.exists() else []
+    fitness = [row for row in log_rows if "fitness/mean" in row]
     row = {
         "round": r,
         "episodes": len(here.episode_files()),
-        "rnn_val_nll_per_dim": m["metrics"]["val_nll_per_dim"],
+        "rnn_val_nll_per_dim": m.metrics.val_nll_per_dim,
         "dream_fitness_mean": fitness[-1]["fitness/mean"] if fitness else None,
         "generation": meta["generation"],
         "which": it.which,
@@ -209,7 +205,3 @@ def _score_round(
         log(f"iterate round {r}: real game on the choice seeds {row['mean']:.0f} ± "
             f"{row['std']:.0f} ({len(scores)} episodes)")  # fmt: skip
     return row
-
-
-def _log_rows(run: RunLayout) -> list[dict]:
-    return read_log(run.controller_log) if run.controller_log.exists() else []
