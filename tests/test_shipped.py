@@ -89,3 +89,33 @@ def test_the_repositorys_paper_models_load_and_dream(tmp_path: Path) -> None:
     assert main(["analyze", "components-over-time", str(fresh), "--models", "1",
                  "--a-warmup", "5", "--a-steps", "10"]) == 0  # fmt: skip
     assert (fresh / "analysis" / "components_over_time" / "model_0.png").exists()
+
+
+def test_a_shipped_controller_plays_the_real_game_from_the_new_run(
+    full_run: Path, tmp_path: Path
+) -> None:
+    """A run with a controller ships it too (float32): from-shipped makes a run where
+    ``evaluate`` plays the real game with it and, with float32 V and M, scores what the original
+    run scored on the same seeds."""
+    from mdnworld.control.evaluate import load_controller
+    from mdnworld.io import atomic_write_json, read_json
+    from mdnworld.shipped import read_manifest
+
+    shipped, fresh = tmp_path / "shipped", tmp_path / "fresh"
+    assert main(["export-models", str(full_run), str(shipped), "--fp32"]) == 0
+    assert "controller.json" in read_json(shipped / "MANIFEST.json")["files"]
+    assert main(["from-shipped", str(fresh), "--models", str(shipped)]) == 0
+    (a, meta_a), (b, meta_b) = load_controller(full_run), load_controller(fresh)
+    assert np.array_equal(a, b) and meta_a["arch"] == meta_b["arch"]
+    assert not (fresh / "episodes").exists()
+    original = read_json(full_run / "evaluate" / "scores.json")  # tiny config: 2 episodes
+    assert main(["evaluate", str(fresh), "--episodes", "2", "--workers", "1",
+                 "--max-steps", "100", "--no-videos"]) == 0  # fmt: skip
+    ours = read_json(fresh / "evaluate" / "scores.json")
+    assert ours["per_episode"] == original["per_episode"]
+    # a manifest that lists the controller without its meta is refused, naming what is missing
+    manifest = read_json(shipped / "MANIFEST.json")
+    del manifest["files"]["controller.json"]
+    atomic_write_json(shipped / "MANIFEST.json", manifest)
+    with pytest.raises(CheckpointError, match="does not list \\['controller.json'\\]"):
+        read_manifest(shipped)

@@ -1,15 +1,17 @@
 """Trained models shipped with the repository, and runs started from them.
 
-``mdnworld export-models RUN_DIR OUT`` writes V, every finished M, the train/validation split
-and the start latents of the training episodes (steps 0 and 150: where analyses A/B and C
-start) into OUT, as safetensors + JSON (float16 by default: half the size, tested to change
-decoded frames by < 1 % of the pixel range), with ``MANIFEST.json``: the format, every file's
-sha256 and the checksums of the data the models were trained on.
+``mdnworld export-models RUN_DIR OUT`` writes V, every finished M, the train/validation split,
+the start latents of the training episodes (steps 0 and 150: where analyses A/B and C start)
+and the run's trained controller if it has one into OUT, as safetensors + JSON (float16 by
+default: half the size, tested to change decoded frames by < 1 % of the pixel range; the tiny
+controller stays float32), with ``MANIFEST.json``: the format, every file's sha256 and the
+checksums of the data the models were trained on.
 
 ``mdnworld from-shipped RUN_DIR [--models DIR]`` checks those files against the manifest and
-makes RUN_DIR a run with V, the Ms, the split and the start latents, so ``dream`` and
-``analyze`` run on it right away (and ``train-controller``, if an M has a done head). The
-default DIR is ``results/paper/models`` of this repository.
+makes RUN_DIR a run with V, the Ms, the split and the start latents (and the controller), so
+``dream`` and ``analyze`` run on it right away (``train-controller`` if an M has a done head,
+``evaluate`` if a controller was shipped). The default DIR is ``results/paper/models`` of this
+repository.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from mdnworld.layout import RunLayout, model_index, within
 FORMAT = "mdnworld.shipped/1"
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "results" / "paper" / "models"
 START_STEPS = (0, 150)
+CONTROLLER = "controller.safetensors"  # optional: the run's trained controller (CMA-ES mean)
 
 
 def _convert(src: Path, dst: Path, dtype: torch.dtype, extra: dict[str, Any]) -> None:
@@ -55,6 +58,9 @@ def export_models(
         extra = {"source_sha256": sha256_file(src)}
         _convert(src, out / "rnn" / f"{name}.safetensors", dtype, extra)
     shutil.copyfile(run.rnn_split, out / "split.json")
+    if run.controller_weights().exists():
+        extra = {"source_sha256": sha256_file(run.controller_weights())}
+        _convert(run.controller_weights(), out / CONTROLLER, torch.float32, extra)
     StartBank.from_run(run_dir).save_rows(out / STARTS_FILE, START_STEPS)
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "MANIFEST.json")
     data = {
@@ -71,15 +77,17 @@ def export_models(
     }
     atomic_write_json(out / "MANIFEST.json", manifest)
     size = sum(p.stat().st_size for p in files) / 2**20
-    log(f"export-models: V, {len(models)} M(s), split and start latents, {size:.1f} MB, in {out}")
+    what = ", a controller" if (out / CONTROLLER).exists() else ""
+    log(f"export-models: V, {len(models)} M(s){what}, split and start latents, {size:.1f} MB, "
+        f"in {out}")  # fmt: skip
     return manifest
 
 
 def read_manifest(models_dir: Path) -> dict[str, Any]:
     """``MANIFEST.json`` of a shipped folder, checked: its format, ``models`` (model_<i>
     names), ``files`` (relative path -> sha256, every one inside the folder, V, each M, the
-    split and the start latents among them) and every file's checksum. A CheckpointError (or
-    DataError) naming it otherwise."""
+    split and the start latents among them; the controller's meta if it lists a controller) and
+    every file's checksum. A CheckpointError (or DataError) naming it otherwise."""
     path = models_dir / "MANIFEST.json"
     if not path.exists():
         raise MissingError(f"{path}: no shipped models there")
@@ -98,6 +106,8 @@ def read_manifest(models_dir: Path) -> dict[str, Any]:
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: key 'models': {e}") from None
     names = {f"rnn/{m}.{ext}" for m in models for ext in ("safetensors", "json")}
+    if CONTROLLER in files:  # optional, but then with its meta
+        names.add(CONTROLLER.replace(".safetensors", ".json"))
     missing = {"vae.safetensors", "vae.json", "split.json", STARTS_FILE, *names} - set(files)
     if missing:
         raise CheckpointError(f"{path}: 'files' does not list {sorted(missing)}")
@@ -126,5 +136,10 @@ def init_from_shipped(
     shutil.copyfile(models_dir / "split.json", run.rnn_split)
     run.latents_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(models_dir / STARTS_FILE, run.starts)
-    log(f"from-shipped: {run_dir} has V and {len(manifest['models'])} M(s) from {models_dir}; "
-        f"now `mdnworld dream {run_dir}` or `mdnworld analyze all {run_dir}`")  # fmt: skip
+    what, then = "", f"`mdnworld dream {run_dir}` or `mdnworld analyze all {run_dir}`"
+    if CONTROLLER in manifest["files"]:
+        _convert(models_dir / CONTROLLER, run.controller_weights(), torch.float32,
+                 {"shipped_from": str(models_dir)})  # fmt: skip
+        what, then = " and a controller", f"{then} or `mdnworld evaluate {run_dir}`"
+    log(f"from-shipped: {run_dir} has V, {len(manifest['models'])} M(s){what} from "
+        f"{models_dir}; now {then}")  # fmt: skip
