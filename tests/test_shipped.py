@@ -119,3 +119,28 @@ def test_a_shipped_controller_plays_the_real_game_from_the_new_run(
     atomic_write_json(shipped / "MANIFEST.json", manifest)
     with pytest.raises(CheckpointError, match="does not list \\['controller.json'\\]"):
         read_manifest(shipped)
+
+
+def test_the_repositorys_controller_models_play_the_real_game(tmp_path: Path) -> None:
+    """results/controller/models (committed, issue 22's final controller): checksums hold,
+    it is World Models' M (LSTM 512, a mixture per latent dim, done head) under a 64-d V with
+    the controller that reads [z, h], and ``evaluate`` plays the real game with it. Every
+    shipped folder together stays under 50 MB."""
+    from mdnworld.control.evaluate import load_controller
+    from mdnworld.io import read_json
+    from mdnworld.shipped import DEFAULT_DIR
+
+    shipped = DEFAULT_DIR.parents[1] / "controller" / "models"
+    fresh = tmp_path / "fresh"
+    assert main(["from-shipped", str(fresh), "--models", str(shipped)]) == 0
+    arch = load_mdnrnn(fresh, 0)[1]["arch"]
+    assert (arch["hidden"], arch["mixture"], arch["done_head"]) == (512, "per_dim", True)
+    _, meta = load_controller(fresh)
+    assert meta["arch"] == {"latent_dim": 64, "hidden": 512, "action_dim": 1}
+    assert main(["evaluate", str(fresh), "--episodes", "1", "--workers", "1",
+                 "--max-steps", "200", "--no-videos"]) == 0  # fmt: skip
+    assert read_json(fresh / "evaluate" / "scores.json")["per_episode"][0]["score"] > 0
+    folders = [p.parent for p in DEFAULT_DIR.parents[1].glob("*/models/MANIFEST.json")]
+    assert len(folders) >= 2
+    size = sum(f.stat().st_size for d in folders for f in d.rglob("*") if f.is_file())
+    assert size < 50 * 2**20, f"shipped models {size / 2**20:.1f} MB"
