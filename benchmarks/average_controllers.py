@@ -16,13 +16,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from mdnworld.checkpoints import save_weights
 from mdnworld.control.evaluate import load_controller
+from mdnworld.control.train import save_controller
 from mdnworld.io import sha256_file
 from mdnworld.layout import RunLayout
-from mdnworld.models.controller import Controller, ControllerArch
+from mdnworld.models.controller import ControllerArch
 
 
 def main() -> None:
@@ -50,13 +49,10 @@ def main() -> None:
     for name in ("vae", "rnn", "episodes", "latents"):
         if (first / name).exists() and not (args.out / name).exists():
             os.symlink((first / name).resolve(), args.out / name)
-    arch = ControllerArch(**metas[0]["arch"])
-    controller = Controller(arch).set_flat(torch.as_tensor(np.mean(params, axis=0)))
     meta = {"generation": metas[0]["generation"], "model_index": metas[0]["model_index"],
             "what": f"mean of the parameters of {args.runs}"}  # fmt: skip
-    save_weights(
-        out.controller_weights("mean"), controller.state_dict(), meta | {"arch": metas[0]["arch"]}
-    )
+    arch = ControllerArch(**metas[0]["arch"])
+    save_controller(out.controller_weights("mean"), np.mean(params, axis=0), arch, meta)
     print(f"{out.controller_weights('mean')}: the mean of {len(params)} controllers")
 
 

@@ -107,7 +107,7 @@ def _collect(
     todo = [(first + i, s) for i, s in enumerate(seeds) if not here.episode(first + i).exists()]
     params, _ = read_controller(prev.controller_weights(it.which))
     here.episodes_dir.mkdir(parents=True, exist_ok=True)
-    chunk = 8 * (ctl.workers or os.cpu_count() or 1)  # episodes in memory at a time (~2 GB)
+    chunk = 8 * (ctl.workers or os.cpu_count() or 1)  # episodes in memory (<= 26 MB of frames each)
     base = PlayJob(str(prev.root), ctl.model_index, params, ctl.max_steps, record=True,
                    decode=False)  # fmt: skip
     for k in range(0, len(todo), chunk):

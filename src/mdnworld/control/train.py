@@ -185,7 +185,8 @@ def real_scores(
 # --- the loop ------------------------------------------------------------------------------------
 
 
-def _save_controller(path: Path, params: np.ndarray, arch: ControllerArch, meta: dict) -> None:
+def save_controller(path: Path, params: np.ndarray, arch: ControllerArch, meta: dict) -> None:
+    """Flat parameters (n,) as a controller file (``read_controller`` reads it back)."""
     n = arch.inputs * arch.action_dim
     tensors = {
         "fc.weight": torch.as_tensor(params[:n], dtype=torch.float32).reshape(arch.action_dim, -1),
@@ -252,7 +253,7 @@ def _train_controller(
             meta = {"generation": es.generation, "model_index": cfg.model_index,
                     "config": to_dict(cfg), "what": f"selected: {sel['candidate']}",
                     "fitness": sel["rescored"]}  # fmt: skip
-            _save_controller(run.controller_weights("selected"), sel["params"], arch, meta)
+            save_controller(run.controller_weights("selected"), sel["params"], arch, meta)
     finally:
         logger.close()
         executor.close()
@@ -319,9 +320,9 @@ def _save_generation(
     the CMA-ES state, last: it is where a run resumes, so a kill before it redoes this
     generation (and rewrites both weights) instead of leaving them a generation behind."""
     meta = {"generation": es.generation, "model_index": cfg.model_index, "config": to_dict(cfg)}
-    _save_controller(run.controller_weights("mean"), es.mean, arch,
+    save_controller(run.controller_weights("mean"), es.mean, arch,
                      {**meta, "what": "CMA-ES mean"})  # fmt: skip
-    _save_controller(run.controller_weights("best"), best["params"], arch,
+    save_controller(run.controller_weights("best"), best["params"], arch,
                      {**meta, "what": "best dream candidate", **{
                          k: best[k] for k in ("fitness", "generation")}})  # fmt: skip
     save_state(run.controller_state, es, best, cfg)
