@@ -34,7 +34,7 @@ import torch
 from mdnworld.config import GenerateConfig, VAEConfig
 from mdnworld.data.episodes import episode_files, load_episode
 from mdnworld.data.generate import generate
-from mdnworld.device import resolve_amp, set_threads
+from mdnworld.device import cpu_has_native_bf16, resolve_amp, set_threads
 from mdnworld.layout import RunLayout
 from mdnworld.logs import read_log
 from mdnworld.models.vae import VAE, VAEArch, encode_frames, frames_to_tensor, vae_loss
@@ -180,7 +180,12 @@ def main() -> None:
     for name, val in rows:
         print(f"{name:50s} {val}")
     result = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": threads, "torch": torch.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": threads,
+            "torch": torch.__version__,
+            "native_bf16": cpu_has_native_bf16(),
+        },
         "batch_size": 100,
         "amp_auto": amp,
         "peer_samples_per_s": peer,

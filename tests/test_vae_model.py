@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from mdnworld.models.vae import VAE, VAEArch, frames_to_tensor, tensor_to_frames, vae_loss
+from mdnworld.models.vae import (
+    VAE,
+    DeconvFrom1x1,
+    VAEArch,
+    frames_to_tensor,
+    tensor_to_frames,
+    vae_loss,
+)
 
 
 def squares_batch(n: int = 8, seed: int = 0) -> torch.Tensor:
@@ -199,3 +206,23 @@ def test_wider_decoder_has_the_same_shapes_and_more_channels() -> None:
     assert logits.shape == x.shape and mu.shape == (2, 16)
     assert wide.decoder[0].out_channels == 256 and wide.decoder[-1].in_channels == 64
     assert json.loads(json.dumps(dataclasses.asdict(wide.arch)))["decoder_width"] == 2
+
+
+def test_deconv_from_1x1_is_the_transposed_convolution_it_replaces() -> None:
+    torch.manual_seed(0)
+    fast = DeconvFrom1x1(16, 8, kernel_size=5, stride=2)
+    plain = torch.nn.ConvTranspose2d(16, 8, kernel_size=5, stride=2)
+    plain.load_state_dict(fast.state_dict())  # the same parameters, the same keys
+    x = torch.randn(3, 16, 1, 1, requires_grad=True)
+    y_fast, y_plain = fast(x), plain(x)
+    assert y_fast.shape == y_plain.shape == (3, 8, 5, 5)
+    torch.testing.assert_close(y_fast, y_plain, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(y_fast)
+    (gx_fast, gw_fast) = torch.autograd.grad(y_fast, (x, fast.weight), g)
+    (gx_plain, gw_plain) = torch.autograd.grad(y_plain, (x, plain.weight), g)
+    torch.testing.assert_close(gx_fast, gx_plain, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gw_fast, gw_plain, rtol=1e-5, atol=1e-5)
+    wider = torch.randn(2, 16, 3, 3)  # not 1 x 1: the transposed convolution's own path
+    torch.testing.assert_close(fast(wider), plain(wider))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(fast(x).float(), y_plain, rtol=0.05, atol=0.05)
