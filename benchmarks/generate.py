@@ -9,7 +9,7 @@ manifest), reported in steady state and as wall time with the pool start-up. Pri
 and writes benchmarks/results/generate.json, with the random policy's episode length (and two
 variants that explain it) next to World Models' 210 ± 108.
 
-Truth (``generate --truth``): µs per step of one worker's loop (``play_episode`` on a raw-screen
+Truth (``generate --truth``): µs per step of one worker's loop (``play`` on a raw-screen
 env with the preprocessing thread, the same seeds) with truth off and on, and ``generate``'s
 steady state with truth on; ``--truth-only`` measures just the loop and writes
 benchmarks/results/generate_truth.json.
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from mdnworld.config import GenerateConfig
-from mdnworld.data.generate import generate, play_episode
+from mdnworld.data.generate import generate, play, to_episode
 from mdnworld.env import RandomRepeatPolicy, TakeCoverEnv, action_to_buttons, make_game
 from mdnworld.layout import RunLayout
 
@@ -56,14 +56,19 @@ def raw_steps_per_s(episodes: int, resolution: str, read_frame: bool) -> float:
 
 
 def loop_us_per_step(episodes: int, resolution: str, truth: bool) -> float:
-    """µs per step of a worker's loop: game, policy, preprocessing thread, truth arrays."""
+    """µs per step of a worker's loop: game and policy, and on its thread the preprocessing
+    and truth arrays of the episode before (as ``generate``'s workers, without the file)."""
     from concurrent.futures import ThreadPoolExecutor
 
     env = TakeCoverEnv(resolution=resolution, preprocess=False, truth=truth)
-    steps, t0 = 0, time.perf_counter()
+    steps, t0, prev = 0, time.perf_counter(), None
     with ThreadPoolExecutor(1) as threads:
         for seed in range(episodes):
-            steps += len(play_episode(env, seed, threads)[0])
+            played = play(env, seed)
+            steps += len(played)
+            if prev is not None:
+                prev.result()
+            prev = threads.submit(to_episode, played, env)
     dt = time.perf_counter() - t0
     env.close()
     return 1e6 * dt / steps

@@ -176,3 +176,34 @@ def test_killed_worker_fails_loudly_or_retries(tmp_path: Path, retries: int) -> 
         assert "retrying" in out + err
         assert len(episode_files(tmp_path)) == 12
         assert all(np.isfinite(load_episode(p).actions).all() for p in episode_files(tmp_path))
+
+
+def test_worker_saves_behind_the_game_and_names_a_failed_save(tmp_path: Path) -> None:
+    """A worker returns an episode's entry while its thread still writes the file; the next
+    episode (or the worker's exit) waits for that save, and a failed save names its episode."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mdnworld.data import generate as g
+    from mdnworld.data.generate import play_episode
+    from mdnworld.env.take_cover import TakeCoverEnv
+
+    env = TakeCoverEnv(preprocess=False)
+    g._ENV, g._THREADS = env, ThreadPoolExecutor(1)
+    try:
+        entry = g._run_episode(0, 5, str(tmp_path))
+        g._wait_for_save()
+        saved = load_episode(tmp_path / "episodes" / "ep_000000.npz")
+        plain = TakeCoverEnv()  # preprocesses every screen itself
+        inline, truncated = play_episode(plain, 5)
+        plain.close()
+        assert entry == {"index": 0, "seed": 5, "length": len(inline), "truncated": truncated}
+        assert np.array_equal(saved.frames, inline.frames)
+        assert np.array_equal(saved.actions, inline.actions)
+        (tmp_path / "blocked").write_text("a file where the episodes folder should be")
+        g._run_episode(1, 6, str(tmp_path / "blocked"))
+        with pytest.raises(RuntimeError, match="saving episode 1 failed"):
+            g._wait_for_save()
+    finally:
+        g._THREADS.shutdown()
+        g._ENV, g._THREADS, g._SAVING = None, None, None
+        env.close()

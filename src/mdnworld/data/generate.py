@@ -58,87 +58,113 @@ class GenerateError(UserError, RuntimeError):
     """Generation could not finish; the message names the failed episodes."""
 
 
-CHUNK = 32  # raw screens handed to the preprocessing thread at a time
+@dataclass
+class Played:
+    """One episode as the game loop leaves it: observations (raw screens or frames), the
+    actions, the env's ``info`` of every observation and of the state after the last step."""
+
+    seed: int
+    observations: list[np.ndarray]
+    actions: list[np.ndarray]
+    infos: list[dict]
+    terminated: bool
+    truncated: bool
+
+    def __len__(self) -> int:
+        return len(self.observations)
 
 
-def _preprocess_all(screens: list[np.ndarray]) -> list[np.ndarray]:
-    return [preprocess_frame(s) for s in screens]
-
-
-def play_episode(
-    env: TakeCoverEnv, seed: int, threads: ThreadPoolExecutor | None = None
-) -> tuple[Episode, bool]:
-    """Play one episode with the SPEC §2 random policy. Returns (episode, truncated).
-
-    With a raw-screen env (``preprocess=False``) and a thread pool, frames are preprocessed
-    on that thread in chunks while the game renders the next ones (OpenCV and ViZDoom both
-    release the GIL), so preprocessing costs the game loop almost nothing. The result is
-    identical to preprocessing every frame inline. With a ``truth`` env the episode carries
-    its truth arrays (``data/truth.py``) too.
-    """
+def play(env: TakeCoverEnv, seed: int) -> Played:
+    """The game loop of one episode with the SPEC §2 random policy: nothing but the game,
+    the policy and list appends, so that a worker spends its time in the game."""
     policy = RandomRepeatPolicy(seed)
     obs, info = env.reset(seed=seed)
-    infos = [info]
-    frames: list = []  # frames, or futures of chunks of frames
-    chunk: list[np.ndarray] = []
-    actions = []
+    observations, actions, infos = [], [], [info]
     while True:
         a = policy(obs)
+        observations.append(obs)
         actions.append(a)
-        if env.preprocess:
-            frames.append(obs)
-        else:
-            chunk.append(obs)
-            if len(chunk) == CHUNK and threads is not None:
-                frames.append(threads.submit(_preprocess_all, chunk))
-                chunk = []
         obs, _, terminated, truncated, info = env.step(a)
         infos.append(info)
         if terminated or truncated:
-            break
-    if not env.preprocess:
-        frames = [f for part in frames for f in part.result()] + _preprocess_all(chunk)
+            return Played(seed, observations, actions, infos, terminated, truncated)
+
+
+def to_episode(played: Played, env: TakeCoverEnv) -> Episode:
+    """The stored episode of ``played`` (``env`` says whether its observations still need
+    preprocessing and whether they carry the game's truth). Frames are identical to those of
+    an env that preprocesses every screen itself."""
+    obs = played.observations
+    frames = obs if env.preprocess else [preprocess_frame(s) for s in obs]
     n = len(frames)
     dones = np.zeros(n, bool)
-    dones[-1] = terminated
+    dones[-1] = played.terminated
     ep = Episode(
         frames=np.stack(frames),
-        actions=np.stack(actions).astype(np.float32),
+        actions=np.stack(played.actions).astype(np.float32),
         rewards=np.ones(n, np.float32),
         dones=dones,
-        seed=seed,
+        seed=played.seed,
     )
     if env.truth:
+        infos = played.infos
         ep.truth = truth_arrays(infos[:n], infos[n]["health"], env.screen_shape)
-    return ep, bool(truncated)
+    return ep
+
+
+def play_episode(env: TakeCoverEnv, seed: int) -> tuple[Episode, bool]:
+    """Play one episode with the SPEC §2 random policy. Returns (episode, truncated)."""
+    played = play(env, seed)
+    return to_episode(played, env), played.truncated
 
 
 # ---- worker process side -------------------------------------------------------------------
+# A worker plays episode i+1 while its one thread preprocesses and saves episode i (OpenCV,
+# zlib and file writes release the GIL): the game loop never waits for the disk. So an entry
+# reaches the parent before its file exists; the parent checks the files after each round
+# (``_missing_files``), and a resumed run trusts the files, never the manifest.
 
 _ENV: TakeCoverEnv | None = None
 _THREADS: ThreadPoolExecutor | None = None
+_SAVING: tuple[int, Future] | None = None  # (episode index, its save) in flight
 
 
 def _init_worker(max_steps: int, resolution: str, truth: bool) -> None:
     global _ENV, _THREADS
     prepare_worker_process()
     _ENV = TakeCoverEnv(max_steps=max_steps, resolution=resolution, preprocess=False, truth=truth)
-    _THREADS = ThreadPoolExecutor(1, thread_name_prefix="preprocess")
-    # Pool workers leave through os._exit (no atexit): close the game in multiprocessing's
-    # own exit hook, or the game process would outlive the worker.
+    _THREADS = ThreadPoolExecutor(1, thread_name_prefix="save")
+    # Pool workers leave through os._exit (no atexit): finish the last save and close the game
+    # in multiprocessing's own exit hook (higher priority first), or the game process would
+    # outlive the worker.
+    mp.util.Finalize(None, _wait_for_save, exitpriority=20)
     mp.util.Finalize(None, _ENV.close, exitpriority=10)
 
 
-def _run_episode(index: int, seed: int, run_dir: str) -> dict:
+def _save(index: int, played: Played, run_dir: str) -> None:
     assert _ENV is not None, "worker not initialised"
-    ep, truncated = play_episode(_ENV, seed, _THREADS)
-    save_episode(episode_path(run_dir, index), ep)
-    return {
-        "index": index,
-        "seed": seed,
-        "length": len(ep),
-        "truncated": truncated,
-    }
+    save_episode(episode_path(run_dir, index), to_episode(played, _ENV))
+
+
+def _wait_for_save() -> None:
+    """Wait for the save in flight; its error names its episode."""
+    global _SAVING
+    if _SAVING is None:
+        return
+    (index, fut), _SAVING = _SAVING, None
+    try:
+        fut.result()
+    except Exception as e:
+        raise RuntimeError(f"saving episode {index} failed: {type(e).__name__}: {e}") from e
+
+
+def _run_episode(index: int, seed: int, run_dir: str) -> dict:
+    global _SAVING
+    assert _ENV is not None and _THREADS is not None, "worker not initialised"
+    played = play(_ENV, seed)
+    _wait_for_save()  # one episode's screens in flight at most
+    _SAVING = (index, _THREADS.submit(_save, index, played, run_dir))
+    return {"index": index, "seed": seed, "length": len(played), "truncated": played.truncated}
 
 
 # ---- parent side ---------------------------------------------------------------------------
@@ -278,6 +304,14 @@ def _play_round(
             _write_manifest(run.root, cfg, entries, extra)
         if failed:
             kill_workers(workers)
+    # The pool has shut down: every worker finished its last save or died. A worker that
+    # died while saving leaves an entry without its file: played again in the next round.
+    missing = [i for i in todo if i in entries and not episode_path(run.root, i).exists()]
+    for i in missing:
+        del entries[i]
+        failed[i] = "its file was not written (the worker ended while saving it)"
+    if missing:
+        _write_manifest(run.root, cfg, entries, extra)
     return failed
 
 

@@ -103,7 +103,8 @@ class TakeCoverEnv(gym.Env):
             self._health, self._labels = 0.0, ()
             return self._obs.copy()
         self._screen = state.screen_buffer  # a fresh array for every state
-        self._health, self._y = (float(v) for v in state.game_variables)
+        health, y = state.game_variables
+        self._health, self._y = float(health), float(y)
         if self.truth:
             self._labels = tuple(
                 (lab.object_name, lab.x, lab.y, lab.width, lab.height, _speed(lab))
