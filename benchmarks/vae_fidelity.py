@@ -33,7 +33,7 @@ from mdnworld.analysis.detectors import DETECTOR_SETS, detect, world_labels
 from mdnworld.analysis.truth import truth_features
 from mdnworld.checkpoints import load_vae
 from mdnworld.data.episodes import load_episode
-from mdnworld.dreams import decode, to_uint8
+from mdnworld.dreams import decode
 from mdnworld.io import read_json
 from mdnworld.layout import RunLayout
 from mdnworld.models.vae import encode_frames
@@ -64,7 +64,7 @@ def fidelity(run: Path, frames: np.ndarray, truth: np.ndarray | None) -> tuple[d
     cpu = torch.device("cpu")
     vae, meta = load_vae(run, cpu)
     mu, logvar = encode_frames(vae, frames, 500, cpu)
-    recon = to_uint8(decode(vae, mu, 500))
+    recon = decode(vae, mu, 500, np.uint8)
     sse = (((recon.astype(np.float32) - frames.astype(np.float32)) / 255) ** 2).sum((1, 2, 3))
     row = {
         "config": {k: meta["config"].get(k) for k in CONFIG_KEYS},

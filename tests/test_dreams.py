@@ -163,6 +163,11 @@ def test_decode_shapes_and_uint8() -> None:
     assert frames.min() >= 0 and frames.max() <= 1
     u8 = to_uint8(frames)
     assert u8.dtype == np.uint8 and np.abs(u8 / 255 - frames).max() <= 0.5 / 255 + 1e-6
+    z = np.random.default_rng(0).normal(size=(2, 3, Z))  # 6 frames: a partial last batch
+    direct = decode(vae, z, batch_size=4, dtype=np.uint8)
+    assert direct.dtype == np.uint8 and np.array_equal(direct, u8)
+    with pytest.raises(ValueError, match="dtype"):
+        decode(vae, z, dtype=np.float64)
 
 
 def test_pi_bars_draw_bars_proportional_to_pi() -> None:

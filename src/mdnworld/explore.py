@@ -36,7 +36,7 @@ from mdnworld.analysis.detectors import (
 )
 from mdnworld.analysis.stats import analyse_dreams
 from mdnworld.checkpoints import StartBank, cached_mdnrnn, cached_vae
-from mdnworld.dreams.engine import DreamRecord, decode, dream, to_uint8
+from mdnworld.dreams.engine import DreamRecord, decode, dream
 from mdnworld.layout import RunLayout
 from mdnworld.palette import COLOURS
 from mdnworld.play.session import PlayModels, PlaySession
@@ -100,7 +100,7 @@ class Run:
 
     def decode(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
         """Latents (..., Z) -> V's frames (..., 64, 64, 3) uint8."""
-        return to_uint8(decode(self.vae, z))
+        return decode(self.vae, z, dtype=np.uint8)
 
     def worlds_events(
         self, dreams: Dreams | Sequence[Dreams], n_shifts: int = 200, detectors: str = "spec"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import multiprocessing.util
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import (
@@ -132,6 +133,10 @@ _SAVING: tuple[int, Future] | None = None  # (episode index, its save) in flight
 def _init_worker(max_steps: int, resolution: str, truth: bool) -> None:
     global _ENV, _THREADS
     prepare_worker_process()
+    # The game loop hands the GIL to the save thread at every make_action; a short switch
+    # interval gives it back as soon as the game answers (at the default 5 ms a busy thread
+    # can hold the loop up for 20 game steps).
+    sys.setswitchinterval(1e-4)
     _ENV = TakeCoverEnv(max_steps=max_steps, resolution=resolution, preprocess=False, truth=truth)
     _THREADS = ThreadPoolExecutor(1, thread_name_prefix="save")
     # Pool workers leave through os._exit (no atexit): finish the last save and close the game

@@ -275,18 +275,25 @@ def dream(
 
 
 @torch.no_grad()
-def decode(vae: VAE, z: np.ndarray | Tensor, batch_size: int = 256) -> np.ndarray:
-    """Latents (..., Z) -> float32 frames (..., 64, 64, 3) in [0, 1], decoded in batches."""
+def decode(
+    vae: VAE, z: np.ndarray | Tensor, batch_size: int = 256, dtype: type = np.float32
+) -> np.ndarray:
+    """Latents (..., Z) -> frames (..., 64, 64, 3): float32 in [0, 1], or with
+    ``dtype=np.uint8`` rounded to uint8 as ``to_uint8`` does (a quarter of the memory: dream
+    videos). Decoded in batches into one array allocated up front, so the peak memory is the
+    frames and one batch."""
+    if dtype not in (np.float32, np.uint8):
+        raise ValueError(f"decode: dtype must be np.float32 or np.uint8, got {dtype}")
     z = torch.as_tensor(z, dtype=torch.float32)
     lead, Z = z.shape[:-1], z.shape[-1]
     flat = z.reshape(-1, Z)
     device = next(vae.parameters()).device
-    out = [
-        vae.decode(flat[i : i + batch_size].to(device)).permute(0, 2, 3, 1).float().cpu()
-        for i in range(0, len(flat), batch_size)
-    ]
-    frames = torch.cat(out) if out else torch.empty(0, 64, 64, 3)
-    return frames.reshape(*lead, *frames.shape[1:]).numpy()
+    out = np.empty((len(flat), 64, 64, 3), dtype)
+    for i in range(0, len(flat), batch_size):
+        x = vae.decode(flat[i : i + batch_size].to(device)).float().cpu()  # (B, 3, 64, 64)
+        as_uint8 = dtype == np.uint8
+        out[i : i + len(x)] = tensor_to_frames(x) if as_uint8 else x.permute(0, 2, 3, 1).numpy()
+    return out.reshape(*lead, 64, 64, 3)
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:

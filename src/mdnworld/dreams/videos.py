@@ -21,7 +21,7 @@ from tqdm import tqdm
 from mdnworld.checkpoints import StartBank, load_mdnrnn, load_vae
 from mdnworld.config import DreamConfig, to_dict
 from mdnworld.device import resolve_device, set_threads
-from mdnworld.dreams.engine import decode, dream, to_uint8
+from mdnworld.dreams.engine import decode, dream
 from mdnworld.errors import ConfigError
 from mdnworld.io import atomic_write_json, read_json, write_npz
 from mdnworld.layout import RunLayout
@@ -77,10 +77,12 @@ def dream_video_frames(
 ) -> np.ndarray:
     """One dream: frames (T, 64, 64, 3) uint8, pi (T, K), component (T,) -> (T, 256, 512, 3)."""
     bars = PiBars(pi.shape[-1], title)
-    big = upscale(frames, PANEL // frames.shape[1])
-    return np.stack(
-        [np.concatenate([big[t], bars(pi[t], int(component[t]))], 1) for t in range(len(frames))]
-    )
+    scale = PANEL // frames.shape[1]
+    video = np.empty((len(frames), PANEL, 2 * PANEL, 3), np.uint8)  # filled frame by frame
+    for t in range(len(frames)):
+        video[t, :, :PANEL] = upscale(frames[t], scale)
+        video[t, :, PANEL:] = bars(pi[t], int(component[t]))
+    return video
 
 
 def write_dream_video(path: Path, video: np.ndarray, fps: int) -> None:
@@ -139,7 +141,7 @@ def _dream_and_write(run: RunLayout, cfg: DreamConfig, log: Callable) -> int:
         p_change=cfg.p_change,
         teacher=starts.teacher,
     )
-    frames = to_uint8(decode(vae, rec.z))
+    frames = decode(vae, rec.z, dtype=np.uint8)
     for j in tqdm(range(cfg.dreams), desc="dream videos", unit="dream", dynamic_ncols=True):
         video = dream_video_frames(
             frames[j], rec.pi[j], rec.component[j], f"model {cfg.model_index}, {what}"

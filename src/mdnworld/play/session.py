@@ -26,7 +26,7 @@ from mdnworld import env as game  # the game's names load vizdoom on first use o
 from mdnworld.checkpoints import StartBank, cached_mdnrnn, cached_vae
 from mdnworld.control.evaluate import load_controller
 from mdnworld.control.realgame import controller_for
-from mdnworld.dreams.engine import Dreamer, decode, to_uint8
+from mdnworld.dreams.engine import Dreamer, decode
 from mdnworld.dreams.videos import dream_video_frames, write_dream_video
 from mdnworld.errors import ConfigError
 from mdnworld.layout import RunLayout
@@ -157,7 +157,7 @@ class PlaySession:
         return self.view()
 
     def _draw(self) -> np.ndarray:
-        return to_uint8(decode(self.models.vae, self.dreamer.z))[0]
+        return decode(self.models.vae, self.dreamer.z, dtype=np.uint8)[0]
 
     @torch.no_grad()
     def action(self, key: str | None) -> float:
