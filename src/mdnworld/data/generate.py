@@ -123,7 +123,7 @@ def play_episode(env: TakeCoverEnv, seed: int) -> tuple[Episode, bool]:
 # A worker plays episode i+1 while its one thread preprocesses and saves episode i (OpenCV,
 # zlib and file writes release the GIL): the game loop never waits for the disk. So an entry
 # reaches the parent before its file exists; the parent checks the files after each round
-# (``_missing_files``), and a resumed run trusts the files, never the manifest.
+# (``_play_round``), and a resumed run trusts the files, never the manifest.
 
 _ENV: TakeCoverEnv | None = None
 _THREADS: ThreadPoolExecutor | None = None

@@ -288,10 +288,9 @@ def decode(
     lead, Z = z.shape[:-1], z.shape[-1]
     flat = z.reshape(-1, Z)
     device = next(vae.parameters()).device
-    out = np.empty((len(flat), 64, 64, 3), dtype)
+    out, as_uint8 = np.empty((len(flat), 64, 64, 3), dtype), dtype == np.uint8
     for i in range(0, len(flat), batch_size):
         x = vae.decode(flat[i : i + batch_size].to(device)).float().cpu()  # (B, 3, 64, 64)
-        as_uint8 = dtype == np.uint8
         out[i : i + len(x)] = tensor_to_frames(x) if as_uint8 else x.permute(0, 2, 3, 1).numpy()
     return out.reshape(*lead, 64, 64, 3)
 
