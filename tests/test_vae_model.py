@@ -224,5 +224,9 @@ def test_deconv_from_1x1_is_the_transposed_convolution_it_replaces() -> None:
     torch.testing.assert_close(gw_fast, gw_plain, rtol=1e-5, atol=1e-5)
     wider = torch.randn(2, 16, 3, 3)  # not 1 x 1: the transposed convolution's own path
     torch.testing.assert_close(fast(wider), plain(wider))
+    padded = DeconvFrom1x1(16, 8, kernel_size=5, stride=2, output_padding=1, dilation=2)
+    twin = torch.nn.ConvTranspose2d(16, 8, kernel_size=5, stride=2, output_padding=1, dilation=2)
+    twin.load_state_dict(padded.state_dict())  # output size 10, not k: its own path too
+    torch.testing.assert_close(padded(x), twin(x))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         torch.testing.assert_close(fast(x).float(), y_plain, rtol=0.05, atol=0.05)

@@ -38,7 +38,8 @@ class DeconvFrom1x1(nn.ConvTranspose2d):
     Any other input size takes ``nn.ConvTranspose2d``'s own path."""
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C_in, 1, 1) -> (B, C_out, k, k)
-        if x.shape[-2:] != (1, 1) or self.padding != (0, 0) or self.groups != 1:
+        plain = (self.padding, self.output_padding, self.dilation) == ((0, 0), (0, 0), (1, 1))
+        if x.shape[-2:] != (1, 1) or not plain or self.groups != 1:
             return super().forward(x)
         y = x.flatten(1) @ self.weight.flatten(1)  # (B, C_out * k * k)
         y = y.view(len(x), self.out_channels, *self.kernel_size)
