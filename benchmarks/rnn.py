@@ -31,8 +31,9 @@ import numpy as np
 import torch
 
 from mdnworld.data.sequences import SequenceData, n_windows
-from mdnworld.device import autocast, resolve_amp, set_threads
+from mdnworld.device import autocast, compiled, resolve_amp, resolve_compile, set_threads
 from mdnworld.models.mdnrnn import MDNRNNArch, StandardisedMDNRNN, mdn_loss
+from mdnworld.train.rnn import head_losses
 
 sys.path.insert(0, str(Path(__file__).parent))
 import peers  # noqa: E402  (benchmarks/ is not a package)
@@ -67,40 +68,43 @@ def plain_bf16_autocast():
     return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
+MODES = ("fp32", "bf16 (oneDNN)", "bf16 (oneDNN off)", "fp32 + compile", "bf16 + compile")
+"""Autocast as PyTorch's plain CPU autocast (oneDNN's LSTM) or as ``train-rnn --amp bf16``
+(oneDNN off inside); "+ compile": the heads and loss under torch.compile (``rnn.compile``)."""
+
+
 def measure(
     data: SequenceData, mixture: str, mode: str, seconds: float, train: bool = True
 ) -> dict:
-    """Windows/s of the training step (or of evaluation) for ``mode`` in
-    {"fp32", "bf16 (oneDNN)", "bf16 (oneDNN off)"}."""
+    """Windows/s of the training step (or of evaluation) for ``mode`` (one of MODES)."""
     torch.manual_seed(0)
     arch = MDNRNNArch(latent_dim=Z, hidden=HIDDEN, n_components=K, mixture=mixture)
     model = StandardisedMDNRNN(arch)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     cpu = torch.device("cpu")
-    ctx = {
-        "fp32": lambda: autocast(cpu, "none"),
-        "bf16 (oneDNN)": plain_bf16_autocast,
-        "bf16 (oneDNN off)": lambda: autocast(cpu, "bf16"),
-    }[mode]
+    amp = "bf16" if mode.startswith("bf16") else "none"
+    ctx = plain_bf16_autocast if mode == "bf16 (oneDNN)" else lambda: autocast(cpu, amp)
+    losses = compiled(head_losses, mode.endswith("compile"), "M's loss")
     rng = np.random.default_rng(0)
 
     def one_step() -> float:
         ids = rng.integers(0, len(data), BATCH)
-        z, a, zn, _, _ = (torch.from_numpy(x) for x in data.batch(ids))
+        z, a, zn, done, reward = (torch.from_numpy(x) for x in data.batch(ids))
         if not train:
             with torch.no_grad(), ctx():
                 out, _ = model(z, a)
             return mdn_loss(out, zn, arch)["nll"].item()
         with ctx():
-            out, _ = model(z, a)
-        loss = mdn_loss(out, zn, arch)["loss"]
+            h, _ = model.hidden(z, a)
+        loss = losses(model, h, zn, done, reward, amp, 1.0)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return loss.item()
 
-    # warm-up (kernel selection, allocator) in fp32 only: bf16 is too slow for it on some CPUs
-    return timed_row(one_step, seconds, mode == "fp32", mixture, mode, train)
+    # warm-up (kernel selection, allocator, compiling) in fp32 and when compiling only: bf16
+    # alone is too slow for it on some CPUs
+    return timed_row(one_step, seconds, amp == "none" or "compile" in mode, mixture, mode, train)
 
 
 def timed_row(
@@ -179,7 +183,7 @@ def main() -> None:
     rows = [measure_peer(data, args.seconds)]
     print(json.dumps(rows[-1]), flush=True)
     for mixture in ("shared", "per_dim"):
-        for mode in ("fp32", "bf16 (oneDNN)", "bf16 (oneDNN off)"):
+        for mode in MODES:
             rows.append(measure(data, mixture, mode, args.seconds))
             print(json.dumps(rows[-1]), flush=True)
     rows.append(measure(data, "shared", "fp32", args.seconds / 2, train=False))
@@ -194,9 +198,15 @@ def main() -> None:
     rows.append(measure_peer(data, args.seconds))
     print(json.dumps(rows[-1]), flush=True)
     peer = (rows[0]["windows_per_s"] + rows[-1]["windows_per_s"]) / 2
-    ours = {r["mode"]: r["windows_per_s"] for r in rows if r["mixture"] == "shared" and r["train"]}
+    ours = {
+        r["mode"]: r.get("windows_per_s", np.nan)
+        for r in rows
+        if r["mixture"] == "shared" and r["train"]
+    }
     amp = resolve_amp(torch.device("cpu"), "auto")
-    trainer = ours["bf16 (oneDNN off)" if amp == "bf16" else "fp32"]
+    compiling = resolve_compile(torch.device("cpu"), "auto")
+    plain = "bf16 (oneDNN off)" if amp == "bf16" else "fp32"
+    trainer = ours[f"{plain[:4]} + compile" if compiling else plain]  # train-rnn's defaults
     rss_training = peak_rss_mb()
     paper = paper_scale_data()
 
@@ -235,7 +245,8 @@ def main() -> None:
     )
     print(
         f"peer's bare fp32 loop {peer:.0f} windows/s (mean of first and last); train-rnn's step "
-        f"(amp auto = {amp}) {trainer:.0f} windows/s = {trainer / peer:.2f}x the peer (target 1.6x)"
+        f"(amp auto = {amp}, compile auto = {compiling}) {trainer:.0f} windows/s = "
+        f"{trainer / peer:.2f}x the peer (target 1.6x)"
     )
     print(
         f"peak RSS: {rss_training:.0f} MB after the training measurements, "
@@ -255,6 +266,7 @@ def main() -> None:
         "rows": rows,
         "peer_windows_per_s": peer,
         "amp_auto": amp,
+        "compile_auto": compiling,
         "trainer_windows_per_s": trainer,
         "trainer_vs_peer": trainer / peer,
         "target_trainer_vs_peer": 1.6,

@@ -30,6 +30,7 @@ from mdnworld.errors import ConfigError
 ReconLoss = Literal["bce", "mse"]
 Amp = Literal["auto", "none", "bf16"]
 """device.py's ``resolve_amp``: "auto" = bf16 where the CPU has native bf16, else float32."""
+Compile = Literal["auto", "none", "on"]
 Mixture = Literal["shared", "per_dim"]
 ZSource = Literal["mu", "sample"]
 DoneRule = Literal["sample", "threshold"]
@@ -143,13 +144,11 @@ class RNNConfig:
     at each episode's last frame so that every death is a target."""
     reward_head: bool = False
     done_pos_weight: float = 0.0
-    """Weight of death targets in the done head's binary cross-entropy; 0 = automatic: the
-    ratio by which overlapping windows under-count the death steps (~20;
-    data/sequences.done_balance), so that the head predicts the per-step probability of death."""
+    """Weight of death targets in the done head's BCE; 0 = automatic: the ratio (~20) by which
+    overlapping windows under-count deaths (data/sequences.done_balance)."""
     standardise: bool = True
-    """Feed and predict latents standardised per dim with the training mean and std, undone
-    inside the model (its outputs are in the VAE's units). Without it, the sigma floor of the
-    mixture head (~6.7e-3) is above the step size of the VAE's barely-used dims; see rnn.py."""
+    """Feed and predict latents standardised per dim (training mean and std), undone inside the
+    model (its outputs are in the VAE's units); why: train/rnn_data.py."""
     epochs: int = 1000
     """Maximum number of epochs (the original ran 1000); early stopping ends sooner."""
     patience: int = 10
@@ -186,8 +185,9 @@ class RNNConfig:
     """Steps between checkpoints (besides every epoch end)."""
     checkpoint_minutes: float = 10.0
     amp: Amp = "auto"
-    """"bf16" autocast, "none", or "auto": bf16 on a CPU with native bf16 (decided from its flags
-    at run time); without it, PyTorch's own bf16 kernels are ~20x slower (benchmarks/rnn.py)."""
+    """"bf16" autocast, "none", or "auto": bf16 on a CPU with native bf16 (from its flags)."""
+    compile: Compile = "auto"
+    """torch.compile M's head and loss: "on", "none", or "auto" (on a CPU with a C++ compiler)."""
     device: str = "auto"
     threads: int = 0
     """Torch CPU threads; 0 = one per core."""

@@ -1,16 +1,22 @@
-"""Where torch runs: the device, CPU threads and bf16 autocast (for training and inference)."""
+"""Where torch runs: the device, CPU threads, bf16 autocast and torch.compile (for training and
+inference)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import os
-from collections.abc import Iterator
+import shutil
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from mdnworld.errors import ConfigError
+
+R = TypeVar("R")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -76,3 +82,36 @@ def autocast(device: torch.device, amp: str) -> Iterator[None]:
                 yield
         else:
             yield
+
+
+def resolve_compile(device: torch.device, mode: str) -> bool:
+    """ "auto" -> True on a CPU with a C++ compiler (``$CXX`` or g++, with which inductor builds
+    its kernels: M's mixture head and loss fused trained 1.2x faster, benchmarks/rnn.py), False on
+    CUDA (not measured there yet); "on" and "none" as given."""
+    if mode not in ("auto", "none", "on"):
+        raise ConfigError(f"compile must be 'auto', 'none' or 'on', got {mode!r}")
+    if mode != "auto":
+        return mode == "on"
+    return device.type == "cpu" and shutil.which(os.environ.get("CXX", "g++")) is not None
+
+
+def compiled(fn: Callable[..., R], enabled: bool, what: str) -> Callable[..., R]:
+    """``torch.compile(fn)`` if ``enabled``, else ``fn``. If compiling fails (no compiler, an
+    op inductor cannot build), it warns once, naming ``what``, and runs ``fn`` as written."""
+    if not enabled:
+        return fn
+    fast = torch.compile(fn)
+    failed = False
+
+    def call(*args, **kwargs) -> R:
+        nonlocal failed
+        if not failed:
+            try:
+                return fast(*args, **kwargs)
+            except Exception as e:  # a real error in fn raises again below, uncompiled
+                failed = True
+                msg = f"torch.compile of {what} failed, running it uncompiled: {e!s:.300}"
+                warnings.warn(msg, stacklevel=2)
+        return fn(*args, **kwargs)
+
+    return call

@@ -131,11 +131,15 @@ class MDNRNN(nn.Module):
         reward = self.reward(h).float().squeeze(-1) if self.reward is not None else None
         return MDNOutput(logits, mu, parametrise_log_sigma(raw), done, reward)
 
-    def forward(self, z: Tensor, a: Tensor, state: State | None = None) -> tuple[MDNOutput, State]:
-        """z (B, T, Z), a (B, T, A) -> (MDNOutput over z_{t+1} with leading (B, T), state)."""
+    def hidden(self, z: Tensor, a: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """z (B, T, Z), a (B, T, A) -> (LSTM outputs h (B, T, H), state): forward without heads."""
         self._check_inputs(z, a, time_axis=True)
         x = torch.cat([z, a.to(z.dtype)], dim=-1)  # (B, T, Z + A)
-        h, state = self.lstm(x, state)  # (B, T, H)
+        return self.lstm(x, state)
+
+    def forward(self, z: Tensor, a: Tensor, state: State | None = None) -> tuple[MDNOutput, State]:
+        """z (B, T, Z), a (B, T, A) -> (MDNOutput over z_{t+1} with leading (B, T), state)."""
+        h, state = self.hidden(z, a, state)
         return self.heads(h), state
 
     def step(self, z: Tensor, a: Tensor, state: State | None = None) -> tuple[MDNOutput, State]:
@@ -188,9 +192,9 @@ class StandardisedMDNRNN(MDNRNN):
             self.z_shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
             self.z_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
 
-    def forward(self, z: Tensor, a: Tensor, state: State | None = None) -> tuple[MDNOutput, State]:
+    def hidden(self, z: Tensor, a: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         self._check_inputs(z, a, time_axis=True)
-        return super().forward((z - self.z_shift) / self.z_scale, a, state)
+        return super().hidden((z - self.z_shift) / self.z_scale, a, state)
 
     def heads(self, h: Tensor) -> MDNOutput:
         out = super().heads(h)

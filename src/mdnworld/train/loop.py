@@ -33,7 +33,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -217,3 +217,36 @@ class TrainLoop:
             if self.bar is not None:
                 self.bar.close()
             raise Stopped(f"{self.desc}: stopped after {self.steps_run} steps")
+
+
+@dataclass
+class EarlyStopping:
+    """Best validation NLL so far and the epochs since; saved in the checkpoint."""
+
+    patience: int
+    best_val: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    timed_out: bool = False  # max_minutes passed (not saved: it counts per call)
+
+    def saved(self) -> dict[str, Any]:
+        return {
+            "best_val": self.best_val,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+        }
+
+    def update(self, val: float, epoch: int) -> bool:
+        """Record epoch ``epoch``'s validation NLL; True if it is the best so far."""
+        if self.best_val is None or val < self.best_val:
+            self.best_val, self.best_epoch, self.bad_epochs = val, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def early(self) -> bool:
+        return self.patience > 0 and self.bad_epochs >= self.patience
+
+    def done(self) -> bool:
+        return self.early or self.timed_out

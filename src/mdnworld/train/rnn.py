@@ -23,7 +23,7 @@ the resumable loop (batch order, checkpoints, the stop hook): train/loop.py.
 Exact resume: epoch e's batch order and sampled latents come from (seed, e), evaluation is
 deterministic; a checkpoint holds weights, Adam, the step and the early-stopping state, and the
 best weights are a file of their own: stopped anywhere and resumed, a run ends with the
-weights of one that never stopped (on the same device and thread count).
+weights of one that never stopped (on the same device, thread count and compile setting).
 
 Files under ``RUN_DIR/rnn/``: ``split.json``; per model ``model_<i>/``: ``checkpoint.*``,
 ``best.{safetensors,json}``, ``model.{safetensors,json}`` (final), ``log.jsonl``, ``tb/``.
@@ -53,14 +53,21 @@ from mdnworld.checkpoints import (
 )
 from mdnworld.config import RNNConfig, to_dict
 from mdnworld.data.sequences import SequenceData, done_balance
-from mdnworld.device import autocast, resolve_amp, resolve_device, set_threads
+from mdnworld.device import (
+    autocast,
+    compiled,
+    resolve_amp,
+    resolve_compile,
+    resolve_device,
+    set_threads,
+)
 from mdnworld.errors import CheckpointError, ConfigError
 from mdnworld.io import atomic_write_json, read_json, remove_stale_temps
 from mdnworld.layout import RunLayout
 from mdnworld.logs import Logger
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch, StandardisedMDNRNN, mdn_loss, mdn_nll
 from mdnworld.records import rnn_meta
-from mdnworld.train.loop import Stopped, TrainLoop
+from mdnworld.train.loop import EarlyStopping, Stopped, TrainLoop
 from mdnworld.train.rnn_data import RNNData, load_rnn_data
 
 
@@ -165,39 +172,6 @@ def _warm_start(model: StandardisedMDNRNN, path: Path) -> None:
     load_state_strict(model, tensors, path)
 
 
-@dataclasses.dataclass
-class EarlyStopping:
-    """Best validation NLL so far and the epochs since; saved in the checkpoint."""
-
-    patience: int
-    best_val: float | None = None
-    best_epoch: int = 0
-    bad_epochs: int = 0
-    timed_out: bool = False  # max_minutes passed (not saved: it counts per call)
-
-    def saved(self) -> dict[str, Any]:
-        return {
-            "best_val": self.best_val,
-            "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs,
-        }
-
-    def update(self, val: float, epoch: int) -> bool:
-        """Record epoch ``epoch``'s validation NLL; True if it is the best so far."""
-        if self.best_val is None or val < self.best_val:
-            self.best_val, self.best_epoch, self.bad_epochs = val, epoch, 0
-            return True
-        self.bad_epochs += 1
-        return False
-
-    @property
-    def early(self) -> bool:
-        return self.patience > 0 and self.bad_epochs >= self.patience
-
-    def done(self) -> bool:
-        return self.early or self.timed_out
-
-
 def _check_resume(path: Path, saved: dict, now: dict) -> None:
     """A checkpoint must come from the same data and architecture; the message names it."""
     if saved.get("latent_dim") != now["latent_dim"]:
@@ -276,6 +250,8 @@ def _train_one(
         "steps_per_epoch": loop.steps_per_epoch,
     }
     stopping = EarlyStopping(cfg.patience)
+    step_losses = compiled(head_losses, resolve_compile(device, cfg.compile), "M's loss")
+    amp = resolve_amp(device, cfg.amp)
     ckpt = run.rnn_checkpoint(index)
     if _resume(ckpt, ident, model, opt, loop, stopping):
         log(f"train-rnn model_{index}: resumed from step {loop.step} (epoch {loop.epochs_done})")
@@ -291,15 +267,8 @@ def _train_one(
             for ids in loop.steps(epoch.batch_ids):
                 zt, at, zn, done, reward = _tensors(data.train.batch(ids, z), device)
                 with autocast(device, cfg.amp):
-                    pred, _ = model(zt, at)
-                losses = mdn_loss(
-                    pred,
-                    zn,
-                    arch,
-                    done=done if arch.done_head else None,
-                    reward=reward if arch.reward_head else None,
-                    done_pos_weight=pos_weight,
-                )
+                    h, _ = model.hidden(zt, at)
+                losses = step_losses(model, h, zn, done, reward, amp, pos_weight)
                 opt.zero_grad(set_to_none=True)
                 losses["loss"].backward()
                 if cfg.grad_clip > 0:
@@ -311,6 +280,30 @@ def _train_one(
             minutes = (time.monotonic() - started) / 60
             stopping.timed_out = cfg.max_minutes > 0 and minutes > cfg.max_minutes
     return _finish(run, cfg, index, model, data, loop, stopping), loop.steps_run
+
+
+def head_losses(
+    model: StandardisedMDNRNN,
+    h: torch.Tensor,
+    zn: torch.Tensor,
+    done: torch.Tensor,
+    reward: torch.Tensor,
+    amp: str,
+    pos_weight: float,
+) -> dict[str, torch.Tensor]:
+    """M's heads on its LSTM outputs h (B, T, H), and ``mdn_loss`` against the next latents zn
+    (B, T, Z), deaths and rewards (B, T) for the heads it has: the elementwise part of a step,
+    which torch.compile fuses (``rnn.compile``). ``amp``: "bf16" or "none" (resolved)."""
+    with torch.autocast(h.device.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+        pred = model.heads(h)
+    arch = model.arch
+    done_or_none, reward_or_none = (
+        (done if arch.done_head else None),
+        (reward if arch.reward_head else None),
+    )
+    return mdn_loss(
+        pred, zn, arch, done=done_or_none, reward=reward_or_none, done_pos_weight=pos_weight
+    )
 
 
 def _log_step(logger: Logger, loop: TrainLoop, losses: dict, arch: MDNRNNArch) -> None:
