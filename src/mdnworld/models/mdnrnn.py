@@ -236,7 +236,7 @@ def mdn_loss(
     arch: MDNRNNArch,
     done: Tensor | None = None,
     reward: Tensor | None = None,
-    done_pos_weight: float = 1.0,
+    done_pos_weight: float | Tensor = 1.0,
     mask: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Scalar losses, each a mean over valid steps.
@@ -253,7 +253,7 @@ def mdn_loss(
     if done is not None:
         if out.done_logit is None:
             raise ValueError("done targets given but the model has no done head")
-        pos_weight = torch.tensor(done_pos_weight, device=out.done_logit.device)
+        pos_weight = torch.as_tensor(done_pos_weight, device=out.done_logit.device)
         bce = F.binary_cross_entropy_with_logits(
             out.done_logit, done.float(), pos_weight=pos_weight, reduction="none"
         )

@@ -252,6 +252,7 @@ def _train_one(
     stopping = EarlyStopping(cfg.patience)
     step_losses = compiled(head_losses, resolve_compile(device, cfg.compile), "M's loss")
     amp = resolve_amp(device, cfg.amp)
+    pos_weight_t = torch.tensor(pos_weight, device=device)  # a tensor: no recompile per value
     ckpt = run.rnn_checkpoint(index)
     if _resume(ckpt, ident, model, opt, loop, stopping):
         log(f"train-rnn model_{index}: resumed from step {loop.step} (epoch {loop.epochs_done})")
@@ -268,7 +269,7 @@ def _train_one(
                 zt, at, zn, done, reward = _tensors(data.train.batch(ids, z), device)
                 with autocast(device, cfg.amp):
                     h, _ = model.hidden(zt, at)
-                losses = step_losses(model, h, zn, done, reward, amp, pos_weight)
+                losses = step_losses(model, h, zn, done, reward, amp, pos_weight_t)
                 opt.zero_grad(set_to_none=True)
                 losses["loss"].backward()
                 if cfg.grad_clip > 0:
@@ -289,7 +290,7 @@ def head_losses(
     done: torch.Tensor,
     reward: torch.Tensor,
     amp: str,
-    pos_weight: float,
+    pos_weight: float | torch.Tensor,
 ) -> dict[str, torch.Tensor]:
     """M's heads on its LSTM outputs h (B, T, H), and ``mdn_loss`` against the next latents zn
     (B, T, Z), deaths and rewards (B, T) for the heads it has: the elementwise part of a step,
