@@ -1,14 +1,15 @@
 """Benchmark: five Ms trained one step each in turn (nn.LSTM, as train-rnn does) against the
 five as one BatchedMDNRNN (one batched matmul per layer and step for all five).
 
-    python benchmarks/batched_rnn.py [--device auto] [--seconds 6] [--models 5]
+    python benchmarks/batched_rnn.py [--device auto] [--seconds 6] [--models 5] [--compile]
 
 Windows/s of a training step (forward, mdn_loss, backward, Adam) summed over the models, at
 batch 256 per model, windows of 60 steps, the paper's M (hidden 256, K 5, latent 64, done head),
 in float32 and under bf16 autocast. Issue 20's GPU target: the five together >= 120k windows/s
 on an H200 (train-rnn's five processes side by side reached ~56k). Synthetic latents (the
-speed does not depend on the values). Prints a table, writes benchmarks/results/batched_rnn.json
-(or batched_rnn_cuda.json on a GPU).
+speed does not depend on the values). ``--compile``: train-rnn's step with ``rnn.compile = "on"``
+(its heads and loss under torch.compile) for the models one after another. Prints a table,
+writes benchmarks/results/batched_rnn[_compile][_cuda].json.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from pathlib import Path
 
 import torch
 
-from mdnworld.device import autocast, resolve_device, set_threads
+from mdnworld.device import autocast, compiled, resolve_device, set_threads
 from mdnworld.models.batched_mdnrnn import BatchedMDNRNN
 from mdnworld.models.mdnrnn import MDNRNNArch, StandardisedMDNRNN, mdn_loss
+from mdnworld.train.rnn import head_losses
 
 RESULTS = Path(__file__).parent / "results"
 BATCH, SEQ = 256, 60
@@ -44,7 +46,9 @@ def timed(step, seconds: float, device: torch.device) -> float:
     return (time.perf_counter() - t0) / n
 
 
-def measure(n_models: int, batched: bool, amp: bool, device: torch.device, seconds: float) -> float:
+def measure(
+    n_models: int, batched: bool, amp: bool, device: torch.device, seconds: float, compile_: bool
+) -> float:
     """Windows/s over all models."""
     torch.manual_seed(0)
     ms = [StandardisedMDNRNN(ARCH).to(device) for _ in range(n_models)]
@@ -66,14 +70,17 @@ def measure(n_models: int, batched: bool, amp: bool, device: torch.device, secon
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    else:
+    else:  # train-rnn's step
         opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in ms]
+        losses = compiled(head_losses, compile_, "M's loss")
+        pos_weight = torch.tensor(1.0, device=device)
 
         def step() -> None:
             for n, (m, opt) in enumerate(zip(ms, opts, strict=True)):
                 with ctx():
-                    out, _ = m(z[n, :, :-1], a[n])
-                loss = mdn_loss(out, z[n, :, 1:], ARCH, done[n])["loss"]
+                    h, _ = m.hidden(z[n, :, :-1], a[n])
+                amp_ = "bf16" if amp else "none"
+                loss = losses(m, h, z[n, :, 1:], done[n], done[n], amp_, pos_weight)["loss"]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -86,14 +93,18 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--models", type=int, default=5)
+    ap.add_argument("--compile", action="store_true", help="train-rnn's step under torch.compile")
     args = ap.parse_args()
     device = resolve_device(args.device)
     threads = set_threads(0)
     rows = []
     for amp in (False, True):
         for batched in (False, True):
-            rate = measure(args.models, batched, amp, device, args.seconds)
-            rows.append({"batched": batched, "bf16": amp, "windows_per_s": rate})
+            rate = measure(args.models, batched, amp, device, args.seconds, args.compile)
+            compiled_ = args.compile and not batched
+            rows.append(
+                {"batched": batched, "bf16": amp, "compile": compiled_, "windows_per_s": rate}
+            )
             print(json.dumps(rows[-1]), flush=True)
     cuda = device.type == "cuda"
     name = str(torch.cuda.get_device_name(device)) if cuda else f"{threads} CPU threads"
@@ -101,9 +112,11 @@ def main() -> None:
     print(f"{'':26} {'fp32':>10} {'bf16':>10}")
     for batched in (False, True):
         label = "one BatchedMDNRNN" if batched else "one after another (nn.LSTM)"
+        label += " + compile" if args.compile and not batched else ""
         r = {row["bf16"]: row["windows_per_s"] for row in rows if row["batched"] == batched}
         print(f"{label:26} {r[False]:10.0f} {r[True]:10.0f}")
-    out = RESULTS / ("batched_rnn_cuda.json" if device.type == "cuda" else "batched_rnn.json")
+    name_ = "batched_rnn" + ("_compile" if args.compile else "") + ("_cuda" if cuda else "")
+    out = RESULTS / f"{name_}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"device": name, "models": args.models, "batch": BATCH, "seq": SEQ,
                                "cpus": os.cpu_count(), "rows": rows, "target_cuda": 120_000},

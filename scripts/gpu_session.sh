@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one prepared run for a lent GPU machine (issues 19 and 20), in the device tool's $OUT:
 #   1. benchmarks/batched_rnn.py --device cuda: five Ms one after another vs one BatchedMDNRNN
-#      (issue 20's target: >= 120k windows/s for the five), ~1 minute;
+#      (issue 20's target: >= 120k windows/s for the five), then train-rnn's step with
+#      rnn.compile = "on" (whether "auto" should compile on CUDA too), ~2 minutes;
 #   2. scripts/train_on_gpu.sh on configs/sharp.toml (generate with truth, V 3 epochs, encode,
 #      the five Ms side by side to early stopping or the time left), packed into $OUT/sharp.
 #
@@ -23,7 +24,9 @@ fi
 python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 python3 benchmarks/batched_rnn.py --device cuda --seconds 3 2>&1 | tail -n 8 | tee -a "$out/gpu.txt"
-cp benchmarks/results/batched_rnn_cuda.json "$out/"
+python3 benchmarks/batched_rnn.py --device cuda --seconds 3 --compile 2>&1 | tail -n 8 \
+  | tee -a "$out/gpu.txt"
+cp benchmarks/results/batched_rnn_cuda.json benchmarks/results/batched_rnn_compile_cuda.json "$out/"
 left=$((budget - ($(date +%s) - start)))
 DEVICE=cuda PYTHON=python3 scripts/train_on_gpu.sh configs/sharp.toml /tmp/sharp "$out/sharp" \
   "$left" 2>&1 | grep -v '\r' | tail -n 40 | tee -a "$out/gpu.txt"
