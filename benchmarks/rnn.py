@@ -6,12 +6,14 @@ The peer's bare fp32 loop (World Models' MDRNN, GMM loss and Adam: benchmarks/pe
 reference of issue 20's target (train-rnn >= 1.6x it), then training windows/s of the real
 training step (batch gather from a ``SequenceData``, forward, ``mdn_loss``, backward, Adam)
 at batch 256, 60 steps, hidden 256, K 5, latent 64, for both mixture kinds, in float32 and
-under bf16 autocast: once with PyTorch's plain CPU autocast (oneDNN's LSTM) and once the way
-``train-rnn --amp bf16`` runs it (oneDNN off inside autocast). Plus evaluation (no-grad)
-windows/s, the time and memory to hold paper-scale latents (2000 episodes x 300 frames) as
-windows and to draw a sampled-z epoch, the peak RSS, and the projected time per epoch at paper
-scale. Throughput does not depend on the values, so
-the latents are a synthetic random walk. Prints a table, writes benchmarks/results/rnn.json.
+under bf16 autocast: once with PyTorch's plain CPU autocast and once the way ``train-rnn --amp
+bf16`` runs it (oneDNN off inside autocast where the CPU lacks native bf16), each without and
+with ``rnn.compile``. Plus evaluation (no-grad) windows/s, 1 thread against all, and
+``train-rnn --jobs 2`` (two Ms at once in two processes, summed), the time and memory to hold
+paper-scale latents (2000 episodes x 300 frames) as windows and to draw a sampled-z epoch, the
+peak RSS, and the projected time per epoch at paper scale. Throughput does not depend on the
+values, so the latents are a synthetic random walk. Prints a table, writes
+benchmarks/results/rnn.json.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing as mp
 import os
 import platform
 import resource
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,6 +82,15 @@ def measure(
     data: SequenceData, mixture: str, mode: str, seconds: float, train: bool = True
 ) -> dict:
     """Windows/s of the training step (or of evaluation) for ``mode`` (one of MODES)."""
+    one_step = make_step(data, mixture, mode, train)
+    # warm-up (kernel selection, allocator, compiling) in fp32 and when compiling only: bf16
+    # alone is too slow for it on some CPUs
+    warmup = not mode.startswith("bf16") or "compile" in mode
+    return timed_row(one_step, seconds, warmup, mixture, mode, train)
+
+
+def make_step(data: SequenceData, mixture: str, mode: str, train: bool) -> Callable[[], float]:
+    """One training (or evaluation) step of a fresh M on a random batch; returns its loss."""
     torch.manual_seed(0)
     arch = MDNRNNArch(latent_dim=Z, hidden=HIDDEN, n_components=K, mixture=mixture)
     model = StandardisedMDNRNN(arch)
@@ -102,9 +116,36 @@ def measure(
         opt.step()
         return loss.item()
 
-    # warm-up (kernel selection, allocator, compiling) in fp32 and when compiling only: bf16
-    # alone is too slow for it on some CPUs
-    return timed_row(one_step, seconds, amp == "none" or "compile" in mode, mixture, mode, train)
+    return one_step
+
+
+def _job(mode: str, seconds: float, threads: int, barrier: Any) -> float:
+    """One of ``measure_jobs``' processes: warm up, wait for the others, then windows/s."""
+    torch.set_num_threads(threads)
+    data = SequenceData(synthetic_episodes(50, PAPER_LENGTH), SEQ, SKIP)
+    step = make_step(data, "shared", mode, True)
+    step(), step()
+    barrier.wait()
+    n, t0 = 0, time.perf_counter()
+    while n < 1 or time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+    return n * BATCH / (time.perf_counter() - t0)
+
+
+def measure_jobs(jobs: int, mode: str, seconds: float) -> dict:
+    """Windows/s summed over ``jobs`` processes of cores // jobs threads, each training its own
+    M at the same time: what ``train-rnn --jobs`` gets (train/rnn_jobs.py)."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Manager().Barrier(jobs)
+    with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        rates = list(pool.map(_job, [mode] * jobs, [seconds] * jobs, [threads] * jobs,
+                              [barrier] * jobs))  # fmt: skip
+    total = sum(rates)
+    return {"mixture": "shared", "mode": mode, "train": True, "jobs": jobs, "threads": threads,
+            "windows_per_s": total, "s_per_step": jobs * BATCH / total,
+            "per_job": rates}  # fmt: skip
 
 
 def timed_row(
@@ -195,18 +236,20 @@ def main() -> None:
         rows[-1]["threads"] = 1
         print(json.dumps(rows[-1]), flush=True)
         torch.set_num_threads(threads)
-    rows.append(measure_peer(data, args.seconds))
-    print(json.dumps(rows[-1]), flush=True)
-    peer = (rows[0]["windows_per_s"] + rows[-1]["windows_per_s"]) / 2
-    ours = {
-        r["mode"]: r.get("windows_per_s", np.nan)
-        for r in rows
-        if r["mixture"] == "shared" and r["train"]
-    }
     amp = resolve_amp(torch.device("cpu"), "auto")
     compiling = resolve_compile(torch.device("cpu"), "auto")
     plain = "bf16 (oneDNN off)" if amp == "bf16" else "fp32"
-    trainer = ours[f"{plain[:4]} + compile" if compiling else plain]  # train-rnn's defaults
+    trainer_mode = f"{plain[:4]} + compile" if compiling else plain  # train-rnn's defaults
+    if threads > 1:  # train-rnn --jobs 2: two Ms at once, half the threads each
+        rows.append(measure_jobs(2, trainer_mode, args.seconds))
+        print(json.dumps(rows[-1]), flush=True)
+    rows.append(measure_peer(data, args.seconds))
+    print(json.dumps(rows[-1]), flush=True)
+    peer = (rows[0]["windows_per_s"] + rows[-1]["windows_per_s"]) / 2
+    shared = [r for r in rows if r["mixture"] == "shared" and r["train"] and "threads" not in r]
+    ours = {r["mode"]: r.get("windows_per_s", np.nan) for r in shared}  # all cores, 1 process
+    trainer = ours[trainer_mode]
+    jobs2 = next((r["windows_per_s"] for r in rows if "jobs" in r), None)
     rss_training = peak_rss_mb()
     paper = paper_scale_data()
 
@@ -226,15 +269,16 @@ def main() -> None:
         f"MDN-RNN training, batch {BATCH} x {SEQ} steps, hidden {HIDDEN}, K {K}, latent {Z}; "
         f"{threads} thread(s), CPU {platform.processor() or platform.machine()}"
     )
-    print(f"{'mixture':8} {'mode':26} {'windows/s':>10} {'s/step':>7} {'paper epoch':>12}")
+    print(f"{'mixture':8} {'mode':32} {'windows/s':>10} {'s/step':>7} {'paper epoch':>12}")
     for r in rows:
         what = r["mode"] + ("" if r["train"] else " eval") + f", {r['threads']} thr"
+        what += f" x {r['jobs']} jobs" if "jobs" in r else ""
         if "error" in r:
-            print(f"{r['mixture']:8} {what:26} failed: {r['error'][:60]}")
+            print(f"{r['mixture']:8} {what:32} failed: {r['error'][:60]}")
             continue
         ep = f"{r['paper_epoch_min']:.1f} min" if "paper_epoch_min" in r else "-"
         print(
-            f"{r['mixture']:8} {what:26} {r['windows_per_s']:10.0f} {r['s_per_step']:7.3f} {ep:>12}"
+            f"{r['mixture']:8} {what:32} {r['windows_per_s']:10.0f} {r['s_per_step']:7.3f} {ep:>12}"
         )
     print(
         f"\npaper scale: {PAPER_EPISODES} episodes x {PAPER_LENGTH} frames -> {train_windows} "
@@ -248,6 +292,9 @@ def main() -> None:
         f"(amp auto = {amp}, compile auto = {compiling}) {trainer:.0f} windows/s = "
         f"{trainer / peer:.2f}x the peer (target 1.6x)"
     )
+    if jobs2:
+        print(f"train-rnn --jobs 2 (two Ms at once): {jobs2:.0f} windows/s in all = "
+              f"{jobs2 / trainer:.2f}x one process with {threads} threads")  # fmt: skip
     print(
         f"peak RSS: {rss_training:.0f} MB after the training measurements, "
         f"{paper['peak_rss_mb_after']:.0f} MB with paper-scale latents built"
@@ -267,6 +314,8 @@ def main() -> None:
         "peer_windows_per_s": peer,
         "amp_auto": amp,
         "compile_auto": compiling,
+        "jobs2_windows_per_s": jobs2,
+        "jobs2_vs_one_process": jobs2 / trainer if jobs2 else None,
         "trainer_windows_per_s": trainer,
         "trainer_vs_peer": trainer / peer,
         "target_trainer_vs_peer": 1.6,

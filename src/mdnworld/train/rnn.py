@@ -69,6 +69,7 @@ from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch, StandardisedMDNRNN, mdn_l
 from mdnworld.records import rnn_meta
 from mdnworld.train.loop import EarlyStopping, Stopped, TrainLoop
 from mdnworld.train.rnn_data import RNNData, load_rnn_data
+from mdnworld.train.rnn_jobs import train_in_jobs
 
 
 def model_indices(cfg: RNNConfig) -> list[int]:
@@ -298,13 +299,8 @@ def head_losses(
     with torch.autocast(h.device.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
         pred = model.heads(h)
     arch = model.arch
-    done_or_none, reward_or_none = (
-        (done if arch.done_head else None),
-        (reward if arch.reward_head else None),
-    )
-    return mdn_loss(
-        pred, zn, arch, done=done_or_none, reward=reward_or_none, done_pos_weight=pos_weight
-    )
+    done, reward = (done if arch.done_head else None), (reward if arch.reward_head else None)
+    return mdn_loss(pred, zn, arch, done=done, reward=reward, done_pos_weight=pos_weight)
 
 
 def _log_step(logger: Logger, loop: TrainLoop, losses: dict, arch: MDNRNNArch) -> None:
@@ -432,11 +428,14 @@ def train_rnn(
     log: Callable[[str], None] = print,
     stop_after_steps: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Train models ``model_index .. model_index + models - 1`` (finished ones are skipped);
-    returns their final metas. ``stop_after_steps`` stops abruptly after that many steps of
-    this call without saving anything more, exactly like a kill (for tests); it then returns
-    the metas finished so far."""
+    """Train models ``model_index .. model_index + models - 1`` (finished ones are skipped;
+    ``jobs`` > 1: that many at once, train/rnn_jobs.py); returns their final metas.
+    ``stop_after_steps`` (tests; one process) stops abruptly after that many steps of this
+    call without saving anything more, exactly like a kill; it returns the metas so far."""
     _check_config(cfg)
+    if cfg.jobs > 1 and cfg.models > 1 and stop_after_steps is None:
+        log(f"train-rnn: models {model_indices(cfg)} in {cfg.jobs} processes (rnn.jobs)")
+        return _summarised(train_in_jobs(run_dir, cfg, train_rnn), RunLayout(run_dir), log)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     run = RunLayout(run_dir)
@@ -458,7 +457,8 @@ def train_rnn(
         f"{len(data.val)} validation windows ({data.val.n_episodes} episodes); {skipped} "
         f"episode(s) shorter than {cfg.seq_len + 1} frames skipped ({data.train.skipped} "
         f"train, {data.val.skipped} val); latent size {data.latent_dim}, z from "
-        f"{cfg.z_source}, device {device}, amp {resolve_amp(device, cfg.amp)}"
+        f"{cfg.z_source}, device {device}, amp {resolve_amp(device, cfg.amp)}, compile "
+        f"{'on' if resolve_compile(device, cfg.compile) else 'off'}"
     )
     log(
         f"train-rnn: baseline z_(t+1) = z_t, NLL/dim val {data.baseline_val:.4f}, "
@@ -476,6 +476,10 @@ def train_rnn(
             return metas
         metas.append(meta)
         steps_left = None if steps_left is None else steps_left - steps
+    return _summarised(metas, run, log)
+
+
+def _summarised(metas: list[dict], run: RunLayout, log: Callable[[str], None]) -> list[dict]:
     for line in summary_lines(metas):
         log(f"train-rnn: {line}")
     log(f"train-rnn: done, weights in {run.rnn_dir}/model_<i>/model.safetensors")
@@ -484,8 +488,8 @@ def train_rnn(
 
 def _check_config(cfg: RNNConfig) -> None:
     """What the config loader may not have checked (a config built in code)."""
-    if cfg.models < 1 or cfg.model_index < 0 or cfg.epochs < 1:
-        raise ConfigError("rnn.models and rnn.epochs must be >= 1 and rnn.model_index >= 0")
+    if min(cfg.models, cfg.epochs, cfg.jobs) < 1 or cfg.model_index < 0:
+        raise ConfigError("rnn.models, epochs and jobs must be >= 1 and rnn.model_index >= 0")
     if cfg.amp not in ("auto", "none", "bf16"):
         raise ConfigError(f"rnn.amp must be 'auto', 'none' or 'bf16', got {cfg.amp!r}")
     try:
