@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -89,7 +90,9 @@ def measure(
     return timed_row(one_step, seconds, warmup, mixture, mode, train)
 
 
-def make_step(data: SequenceData, mixture: str, mode: str, train: bool) -> Callable[[], float]:
+def make_step(
+    data: SequenceData, mixture: str, mode: str, train: bool = True
+) -> Callable[[], float]:
     """One training (or evaluation) step of a fresh M on a random batch; returns its loss."""
     torch.manual_seed(0)
     arch = MDNRNNArch(latent_dim=Z, hidden=HIDDEN, n_components=K, mixture=mixture)
@@ -133,19 +136,71 @@ def _job(mode: str, seconds: float, threads: int, barrier: Any) -> float:
     return n * BATCH / (time.perf_counter() - t0)
 
 
-def measure_jobs(jobs: int, mode: str, seconds: float) -> dict:
+def measure_jobs(jobs: int, mode: str, seconds: float) -> float:
     """Windows/s summed over ``jobs`` processes of cores // jobs threads, each training its own
     M at the same time: what ``train-rnn --jobs`` gets (train/rnn_jobs.py)."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    # compile in the job itself: inductor's pool of compile processes would start up (importing
+    # torch) during the few timed seconds; in a real run that is once in hours
+    os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
     ctx = mp.get_context("spawn")
     barrier = ctx.Manager().Barrier(jobs)
     with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
         rates = list(pool.map(_job, [mode] * jobs, [seconds] * jobs, [threads] * jobs,
                               [barrier] * jobs))  # fmt: skip
-    total = sum(rates)
-    return {"mixture": "shared", "mode": mode, "train": True, "jobs": jobs, "threads": threads,
-            "windows_per_s": total, "s_per_step": jobs * BATCH / total,
-            "per_job": rates}  # fmt: skip
+    return sum(rates)
+
+
+def measure_in_rounds(
+    data: SequenceData, cases: list[tuple[str, str]], seconds: float, rounds: int, jobs_mode: str
+) -> list[dict]:
+    """The peer's loop, each (mixture, mode) case and (unless ``jobs_mode`` is empty) two jobs
+    of ``jobs_mode``, timed in turn for seconds / rounds each, ``rounds`` times: this shared
+    host's speed drifts by up to 1.6x within minutes, so each setting meets the same drift.
+    Each round starts from fresh models (a float32 model trained on these random latents for
+    minutes slows down by up to 2x, denormal numbers likely). A row holds the median
+    windows/s and every round's."""
+    makers: dict[tuple, Callable[[], Callable[[], float]]] = {
+        ("shared", "peer fp32"): lambda: peer_step(data),
+        **{c: functools.partial(make_step, data, *c) for c in cases},
+    }
+    rates: dict[tuple, list[float]] = {case: [] for case in makers}
+    errors = {}
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    jobs_case = ("shared", jobs_mode, f"{threads} thr x 2 jobs")
+    for r in range(rounds):
+        for case, make in makers.items():
+            if case in errors:
+                continue
+            try:
+                step = make()
+                step()  # warm-up: kernel selection, allocator, compiling (cached after round 1)
+            except Exception as e:  # noqa: BLE001 - reported, not hidden
+                errors[case] = str(e).splitlines()[0]
+                continue
+            n, t0 = 0, time.perf_counter()
+            while n < 1 or time.perf_counter() - t0 < seconds / rounds:
+                step()
+                n += 1
+            rates[case].append(n * BATCH / (time.perf_counter() - t0))
+        if jobs_mode:
+            rates.setdefault(jobs_case, []).append(measure_jobs(2, jobs_mode, seconds / rounds))
+        print(
+            f"round {r + 1}/{rounds}: "
+            + ", ".join(f"{c[1]} {v[-1]:.0f}" for c, v in rates.items() if v),
+            flush=True,
+        )
+    rows = []
+    for case, values in rates.items():
+        row = {"mixture": case[0], "mode": case[1], "train": True}
+        if len(case) == 3:
+            row.update(jobs=2, threads=threads)
+        if case in errors:
+            rows.append({**row, "error": errors[case]})
+            continue
+        rate = float(np.median(values))
+        rows.append({**row, "windows_per_s": rate, "s_per_step": BATCH / rate, "rounds": values})
+    return rows
 
 
 def timed_row(
@@ -174,13 +229,12 @@ def timed_row(
     }
 
 
-def measure_peer(data: SequenceData, seconds: float) -> dict:
-    """Windows/s of the peer's bare fp32 loop (benchmarks/peers.py) over ``data``'s windows,
-    held in memory as ready-made tensors the way the peer holds them."""
+def peer_step(data: SequenceData) -> Callable[[], float]:
+    """A step of the peer's bare fp32 loop (benchmarks/peers.py) over ``data``'s windows, held
+    in memory as ready-made tensors the way the peer holds them."""
     z, a, zn, done, _ = data.batch(np.arange(len(data)))
     z_all = torch.from_numpy(np.concatenate([z, zn[:, -1:]], axis=1))
-    step = peers.mdrnn_loop(z_all, torch.from_numpy(a), torch.from_numpy(done).float(), BATCH)
-    return timed_row(step, seconds, True, "shared", "peer fp32", True)
+    return peers.mdrnn_loop(z_all, torch.from_numpy(a), torch.from_numpy(done).float(), BATCH)
 
 
 def paper_scale_data() -> dict:
@@ -214,19 +268,20 @@ def paper_scale_data() -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0, help="timed seconds per setting")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads; 0 = one per core")
     args = ap.parse_args()
     threads = set_threads(args.threads)
     load0 = os.getloadavg()  # other processes on the machine skew the numbers: recorded
     data = SequenceData(synthetic_episodes(50, PAPER_LENGTH), SEQ, SKIP)
-    # This machine's speed drifts by +-20 % over minutes (shared host): the peer's loop is
-    # timed first and last, and the mean of the two is the reference.
-    rows = [measure_peer(data, args.seconds)]
-    print(json.dumps(rows[-1]), flush=True)
-    for mixture in ("shared", "per_dim"):
-        for mode in MODES:
-            rows.append(measure(data, mixture, mode, args.seconds))
-            print(json.dumps(rows[-1]), flush=True)
+    amp = resolve_amp(torch.device("cpu"), "auto")
+    compiling = resolve_compile(torch.device("cpu"), "auto")
+    plain = "bf16 (oneDNN off)" if amp == "bf16" else "fp32"
+    trainer_mode = f"{plain[:4]} + compile" if compiling else plain  # train-rnn's defaults
+    cases = [(mixture, mode) for mixture in ("shared", "per_dim") for mode in MODES]
+    # train-rnn --jobs 2 (two Ms at once, half the threads each) where there are 2+ threads
+    jobs_mode = trainer_mode if threads > 1 else ""
+    rows = measure_in_rounds(data, cases, args.seconds, args.rounds, jobs_mode)
     rows.append(measure(data, "shared", "fp32", args.seconds / 2, train=False))
     print(json.dumps(rows[-1]), flush=True)
     eval_row = rows[-1]
@@ -236,16 +291,7 @@ def main() -> None:
         rows[-1]["threads"] = 1
         print(json.dumps(rows[-1]), flush=True)
         torch.set_num_threads(threads)
-    amp = resolve_amp(torch.device("cpu"), "auto")
-    compiling = resolve_compile(torch.device("cpu"), "auto")
-    plain = "bf16 (oneDNN off)" if amp == "bf16" else "fp32"
-    trainer_mode = f"{plain[:4]} + compile" if compiling else plain  # train-rnn's defaults
-    if threads > 1:  # train-rnn --jobs 2: two Ms at once, half the threads each
-        rows.append(measure_jobs(2, trainer_mode, args.seconds))
-        print(json.dumps(rows[-1]), flush=True)
-    rows.append(measure_peer(data, args.seconds))
-    print(json.dumps(rows[-1]), flush=True)
-    peer = (rows[0]["windows_per_s"] + rows[-1]["windows_per_s"]) / 2
+    peer = rows[0]["windows_per_s"]
     shared = [r for r in rows if r["mixture"] == "shared" and r["train"] and "threads" not in r]
     ours = {r["mode"]: r.get("windows_per_s", np.nan) for r in shared}  # all cores, 1 process
     trainer = ours[trainer_mode]
@@ -288,9 +334,9 @@ def main() -> None:
         f"{paper['sample_epoch_s']:.2f} s, batch gather {paper['batch_gather_ms']:.1f} ms"
     )
     print(
-        f"peer's bare fp32 loop {peer:.0f} windows/s (mean of first and last); train-rnn's step "
-        f"(amp auto = {amp}, compile auto = {compiling}) {trainer:.0f} windows/s = "
-        f"{trainer / peer:.2f}x the peer (target 1.6x)"
+        f"peer's bare fp32 loop {peer:.0f} windows/s (median of {args.rounds} rounds); "
+        f"train-rnn's step (amp auto = {amp}, compile auto = {compiling}) {trainer:.0f} "
+        f"windows/s = {trainer / peer:.2f}x the peer (target 1.6x)"
     )
     if jobs2:
         print(f"train-rnn --jobs 2 (two Ms at once): {jobs2:.0f} windows/s in all = "
