@@ -190,7 +190,7 @@ class RNNConfig:
     """torch.compile M's head and loss: "on", "none", or "auto" (on a CPU with a C++ compiler)."""
     jobs: int = 1
     """Models trained at once, each in a process with cores // jobs threads (or ``threads``): on
-    2 cores, 2 jobs of 1 thread trained 1.25x faster than 1 of 2 (train/rnn_jobs.py)."""
+    2 cores, 2 jobs of 1 thread trained 1.16x faster than 1 of 2 (train/rnn_jobs.py)."""
     device: str = "auto"
     threads: int = 0
     """Torch CPU threads; 0 = one per core."""

@@ -295,7 +295,9 @@ def head_losses(
 ) -> dict[str, torch.Tensor]:
     """M's heads on its LSTM outputs h (B, T, H), and ``mdn_loss`` against the next latents zn
     (B, T, Z), deaths and rewards (B, T) for the heads it has: the elementwise part of a step,
-    which torch.compile fuses (``rnn.compile``). ``amp``: "bf16" or "none" (resolved)."""
+    which torch.compile fuses (``rnn.compile``). ``amp``: "bf16" or "none" (resolved).
+    Plain torch.autocast, not device.autocast: its oneDNN check would break the compiled graph
+    (and the heads are linear layers, which need no oneDNN switch)."""
     with torch.autocast(h.device.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
         pred = model.heads(h)
     arch = model.arch
