@@ -295,11 +295,33 @@ def test_pipeline_trains_and_scores_the_controller(pipeline: _Pipeline) -> None:
 def test_collect_results_writes_the_run_s_record(pipeline: _Pipeline, tmp_path: Path) -> None:
     """The committed record of a run: RESULTS.md against the paper, costs, checksums."""
     out = tmp_path / "results"
-    assert main(["collect-results", str(pipeline.run), str(out)]) == 0
+    paper = Path(__file__).parents[1] / "results" / "paper"
+    assert main(["collect-results", str(pipeline.run), str(out), "--beside", f"h200={paper}"]) == 0
     results = (out / "RESULTS.md").read_text()
     assert "## B. Worlds and events" in results and "| generate |" in results
     assert json.loads((out / "checksums.json").read_text())["episodes"] == 3
     assert (out / "figures" / "rnn_nll.png").stat().st_size > 0
+    # this run beside the committed paper-scale one: its M rows, and B and C of both
+    # detector sets the committed folder holds
+    rows = json.loads((out / "tables" / "rnn_models.json").read_text())
+    assert [r["model"] for r in rows] == ["model_0", "model_1"]
+    side = results[results.index("## Side by side: `run`, `h200`") :]
+    assert f"| run | 2 | {_range([r['epochs'] for r in rows])} (" in side
+    for cols in ("| class | paper | run (spec) | h200 (spec) | h200 (validated) |",
+                 "| class | run (spec) | h200 (spec) | h200 (validated) |"):  # fmt: skip
+        assert cols in side
+    assert "| Explosion | 0.82 / 0.39 *** |" in side  # B, with the paper's row
+
+
+def _range(values: list[int]) -> str:
+    return str(values[0]) if min(values) == max(values) else f"{min(values)} … {max(values)}"
+
+
+def test_collect_results_beside_needs_a_collected_folder(tmp_path: Path, capsys) -> None:
+    assert main(["collect-results", str(tmp_path), str(tmp_path / "out"),
+                 "--beside", f"x={tmp_path / 'nothing'}"]) == 2  # fmt: skip
+    assert "nothing/tables not found" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
@@ -369,3 +391,31 @@ def test_one_analysis_alone_through_its_subcommand(pipeline: _Pipeline, tmp_path
     assert one.returncode == 0, one.stderr
     results = run / "analysis" / "committed" / "results.json"
     assert json.loads(results.read_text())["steps"] == 15
+
+
+@pytest.mark.slow
+def test_paper_analyses_script_records_both_detector_sets(
+    pipeline: _Pipeline, tmp_path: Path
+) -> None:
+    """scripts/paper_analyses.sh: B and C with the validated detectors, then with the SPEC
+    ones, the dream gap, and collect-results beside the committed paper-scale run."""
+    from shutil import copytree
+
+    run = copytree(pipeline.run, tmp_path / "run")  # it rewrites analysis/
+    out, root = tmp_path / "out", Path(__file__).parents[1]
+    env = {**os.environ, "MDNWORLD": f"{sys.executable} -m mdnworld.cli",
+           "PYTHON": sys.executable, "DREAM_GAP_ARGS": "--episodes 1 --rollouts 2"}  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(root / "scripts" / "paper_analyses.sh"), str(pipeline.cfg_file), str(run),
+         str(out), "--", "--beside", f"h200={root / 'results' / 'paper'}"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    val = json.loads((out / "detectors" / "validated_analyses" / "worlds_events.json").read_text())
+    spec = json.loads((out / "tables" / "worlds_events.json").read_text())
+    assert (val["detectors"], spec["detectors"]) == ("validated", "spec")
+    assert json.loads((out / "tables" / "dream_gap.json").read_text())
+    side = (out / "RESULTS.md").read_text().split("## Side by side")[1]
+    assert (
+        "| class | paper | run (spec) | run (validated) | h200 (spec) | h200 (validated) |" in side
+    )

@@ -229,10 +229,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def test_keep_freed_heap_reuses_an_episodes_pages() -> None:
     """The worker's second episode of screens faults in (almost) no new pages with
     keep_freed_heap(); without it glibc hands the memory back after each episode."""
-    faults = {
-        mode: int(subprocess.run([sys.executable, "-c", FAULTS_SCRIPT, mode], check=True,
-                                 capture_output=True, text=True).stdout)  # fmt: skip
-        for mode in ("plain", "keep")
-    }
+    def count(mode: str) -> int:
+        run = [sys.executable, "-c", FAULTS_SCRIPT, mode]
+        return int(subprocess.run(run, check=True, capture_output=True, text=True).stdout)
+
+    faults = {mode: count(mode) for mode in ("plain", "keep")}
     assert faults["plain"] > 300 * 10  # 57.6 KB = 14 pages a screen
     assert faults["keep"] < 300

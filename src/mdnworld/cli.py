@@ -108,6 +108,14 @@ def _add_result_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("run_dir", type=Path)
     s.add_argument("out", type=Path, help="e.g. results/paper")
     s.add_argument("--discussion", type=Path, default=None, help="markdown appended to RESULTS.md")
+    s.add_argument(
+        "--beside",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="another run's collected folder, shown side by side (M, B and C with each "
+        "detector set it holds); repeatable",
+    )
 
     text = (
         "controllers' real-game scores beside the published ones, a tau table (one run per "
@@ -221,12 +229,22 @@ def _cmd_validate(run_dir: Path) -> int:
     return 1 if bad or not good else 0
 
 
+def _named_folder(text: str) -> tuple[str, Path]:
+    """ "NAME=FOLDER" (or just FOLDER, named after itself) -> (name, folder), checked."""
+    name, _, folder = text.rpartition("=")
+    path = Path(folder)
+    if not (path / "tables").is_dir():
+        raise UserError(f"--beside {text}: {path}/tables not found (a collect-results folder?)")
+    return name or path.name, path
+
+
 def _cmd_results(args: argparse.Namespace) -> None:
     """The commands that read finished runs and write elsewhere (no config, no stage log)."""
     if args.command == "collect-results":
         from mdnworld.results import collect_results
 
-        collect_results(args.run_dir, args.out, args.discussion)
+        beside = dict(_named_folder(b) for b in args.beside)
+        collect_results(args.run_dir, args.out, args.discussion, beside=beside)
     elif args.command == "controller-results":
         from mdnworld.control.results import collect_controller_results
 

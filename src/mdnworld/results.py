@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mdnworld.analysis.run import committed_table
-from mdnworld.io import atomic_open, atomic_write_json, sha256_file
+from mdnworld.io import atomic_open, atomic_write_json, read_json, sha256_file
 from mdnworld.layout import RunLayout
 from mdnworld.records import (
     read_committed,
@@ -100,9 +100,23 @@ def _vae_lines(run: RunLayout) -> list[str]:
     ]
 
 
-def _rnn_lines(run: RunLayout) -> list[str]:
-    models = run.rnn_indices()
-    if not models:
+def rnn_rows(run: RunLayout) -> list[dict[str, Any]]:
+    """Each M's best epoch as a row (``tables/rnn_models.json`` of a collected run)."""
+    rows = []
+    for i in run.rnn_indices():
+        m = read_rnn_meta(run.rnn_meta(i))
+        x = m.metrics
+        rows.append({
+            "model": run.rnn_model_dir(i).name, "epochs": m.epochs_run,
+            "best_epoch": m.best_epoch, "val_nll_per_dim": x.val_nll_per_dim,
+            "baseline_nll_per_dim": x.val_baseline_nll_per_dim, "pi_entropy": x.pi_entropy,
+            "pi_entropy_max": x.pi_entropy_max, "usage": list(x.component_usage),
+        })  # fmt: skip
+    return rows
+
+
+def _rnn_lines(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
         return []
     lines = [
         "## M",
@@ -110,13 +124,12 @@ def _rnn_lines(run: RunLayout) -> list[str]:
         "| model | epochs (best) | val NLL/dim | baseline | π entropy (max) | usage |",
         "|---|---|---|---|---|---|",
     ]
-    for i in models:
-        m = read_rnn_meta(run.rnn_meta(i))
-        x = m.metrics
+    for r in rows:
+        usage = " ".join(f"{u:.2f}" for u in r["usage"])
         lines.append(
-            f"| {run.rnn_model_dir(i).name} | {m.epochs_run} ({m.best_epoch}) | "
-            f"{x.val_nll_per_dim:.3f} | {x.val_baseline_nll_per_dim:.3f} | "
-            f"{x.pi_entropy:.3f} ({x.pi_entropy_max:.3f}) | {x.usage_text} |"
+            f"| {r['model']} | {r['epochs']} ({r['best_epoch']}) | {r['val_nll_per_dim']:.3f} | "
+            f"{r['baseline_nll_per_dim']:.3f} | {r['pi_entropy']:.3f} "
+            f"({r['pi_entropy_max']:.3f}) | {usage} |"
         )
     return [*lines, "", "![M's training curves](figures/rnn_nll.png)", ""]
 
@@ -186,16 +199,121 @@ def _cost_lines(run: RunLayout) -> list[str]:
     return [*lines, ""]
 
 
-def results_markdown(run_dir: Path, out: Path, discussion: str = "") -> str:
-    """RESULTS.md from the files collected in ``out`` and the run's logs."""
+# --- runs side by side (``collect-results ... --beside NAME=FOLDER``) ---------------------------
+
+B_FILES = ("tables/worlds_events.json", "detectors/validated_analyses/worlds_events.json")
+C_FILES = ("tables/committed.json", "detectors/validated_analyses/committed.json")
+"""Where a collected folder holds B's and C's results: as the run was analysed, and with the
+validated detectors (copied there by ``scripts/paper_analyses.sh``)."""
+
+
+def _detector_label(detectors: str, wall_red_over_blue: float) -> str:
+    return detectors + (f", walls red-blue > {wall_red_over_blue:g}" if wall_red_over_blue else "")
+
+
+def _range(values: list[float], spec: str) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:{spec}}" if f"{lo:{spec}}" == f"{hi:{spec}}" else f"{lo:{spec}} … {hi:{spec}}"
+
+
+def _beside_m(folders: dict[str, Path]) -> list[str]:
+    lines = ["| run | Ms | epochs (best) | val NLL/dim | copy-last baseline | π entropy |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, folder in folders.items():
+        path = folder / "tables" / "rnn_models.json"
+        if not path.exists():
+            continue
+        rows = read_json(path)
+        if not rows:
+            continue
+        col = {k: [r[k] for r in rows] for k in rows[0]}
+        lines.append(
+            f"| {name} | {len(rows)} | {_range(col['epochs'], 'd')} "
+            f"({_range(col['best_epoch'], 'd')}) | {_range(col['val_nll_per_dim'], '.3f')} | "
+            f"{_range(col['baseline_nll_per_dim'], '.3f')} | {_range(col['pi_entropy'], '.2f')} |"
+        )
+    return [*lines, ""] if len(lines) > 2 else []
+
+
+def _beside_b(folders: dict[str, Path]) -> list[str]:
+    cols = [(f"{name} ({_detector_label(r.detectors, r.wall_red_over_blue)})", r)
+            for name, folder in folders.items() for f in B_FILES
+            if (folder / f).exists() for r in [read_worlds_events(folder / f)]]  # fmt: skip
+    if not cols:
+        return []
+    lines = [
+        "B: Current / Any over dreams (the paper's Mann–Whitney stars), the circular-shift "
+        "null's p, and the dreams that show the class.",
+        "",
+        "| class | paper | " + " | ".join(c for c, _ in cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
+    by_class = [{row.cls: row for row in r.rows} for _, r in cols]
+    for cls in dict.fromkeys(row.cls for _, r in cols for row in r.rows):
+        first = next(rows[cls] for rows in by_class if cls in rows)
+        paper = (f"{fmt(first.paper_current, '.2f')} / {fmt(first.paper_any, '.2f')} "
+                 f"{first.paper_stars}" if first.paper_stars else "—")  # fmt: skip
+        cells = []
+        for rows in by_class:
+            row = rows.get(cls)
+            cells.append(
+                "—" if row is None or not row.n_dreams else
+                f"{fmt(row.median_current, '.2f')} / {fmt(row.median_any, '.2f')} {row.stars}, "
+                f"null p {fmt(row.null_p, '.3f')} ({row.n_dreams})"
+            )  # fmt: skip
+        lines.append(f"| {cls} | {paper} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _beside_c(folders: dict[str, Path]) -> list[str]:
+    cols = [(f"{name} ({_detector_label(r.detectors, r.wall_red_over_blue)})", r)
+            for name, folder in folders.items() for f in C_FILES
+            if (folder / f).exists() for r in [read_committed(folder / f)]]  # fmt: skip
+    if not cols:
+        return []
+    lines = [
+        "C: for each class, the component that dreams it most when forced (median frames of "
+        "1000) and the most any other component dreams.",
+        "",
+        "| class | " + " | ".join(c for c, _ in cols) + " |",
+        "|---|" + "---|" * len(cols),
+    ]
+    for cls in dict.fromkeys(c for _, r in cols for c in r.classes):
+        cells = []
+        for _, r in cols:
+            frames = {row.component: row.frames[cls] for row in r.median_frames}
+            if not frames:
+                cells.append("—")
+                continue
+            k = max(frames, key=frames.__getitem__)
+            rest = max((v for j, v in frames.items() if j != k), default=0.0)
+            cells.append(f"k={k}: {frames[k]:g} (others ≤ {rest:g})")
+        lines.append(f"| {cls} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def beside_lines(folders: dict[str, Path]) -> list[str]:
+    """Runs side by side, from their collected folders (``name -> folder``, this run first):
+    M's convergence, B and C with every detector set each folder holds."""
+    body = _beside_m(folders) + _beside_b(folders) + _beside_c(folders)
+    return ["## Side by side: " + ", ".join(f"`{n}`" for n in folders), "", *body] if body else []
+
+
+def results_markdown(
+    run_dir: Path, out: Path, discussion: str = "", beside: dict[str, Path] | None = None
+) -> str:
+    """RESULTS.md from the files collected in ``out`` and the run's logs; ``beside`` (name ->
+    collected folder of another run) adds the runs side by side."""
     run = RunLayout(run_dir)
     lines = [f"# Results: `{run.root.name}`", ""]
-    lines += _data_lines(run) + _vae_lines(run) + _rnn_lines(run)
+    lines += _data_lines(run) + _vae_lines(run) + _rnn_lines(rnn_rows(run))
     b, c = Path(out) / "tables" / "worlds_events.json", Path(out) / "tables" / "committed.json"
     if b.exists():
         lines += _worlds_events_lines(b)
     if c.exists():
         lines += _committed_lines(c)
+    if beside:
+        lines += beside_lines({run.root.name: Path(out), **beside})
     lines += _cost_lines(run)
     lines += ["Checksums of the data and the models: `checksums.json`.", ""]
     if discussion:
@@ -204,7 +322,11 @@ def results_markdown(run_dir: Path, out: Path, discussion: str = "") -> str:
 
 
 def collect_results(
-    run_dir: Path, out: Path, discussion: Path | None = None, log: Callable[[str], None] = print
+    run_dir: Path,
+    out: Path,
+    discussion: Path | None = None,
+    log: Callable[[str], None] = print,
+    beside: dict[str, Path] | None = None,
 ) -> Path:
     from mdnworld.report import figures
 
@@ -226,9 +348,12 @@ def collect_results(
                 for i in run.rnn_logged()}  # fmt: skip
     if rnn_logs:
         figures.rnn_nll(rnn_logs, out / "figures" / "rnn_nll.png")
+    if rows := rnn_rows(run):
+        (out / "tables").mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "tables" / "rnn_models.json", rows)
     atomic_write_json(out / "stages.json", stage_totals(run.root))
     atomic_write_json(out / "checksums.json", checksums(run.root))
-    text = results_markdown(run.root, out, discussion.read_text() if discussion else "")
+    text = results_markdown(run.root, out, discussion.read_text() if discussion else "", beside)
     path = out / "RESULTS.md"
     with atomic_open(path, "w") as f:
         f.write(text)

@@ -21,6 +21,7 @@ import numpy as np
 
 from mdnworld.analysis.common import (
     Inputs,
+    detector_settings,
     labelled_dreams,
     pyplot,
     save_figure,
@@ -79,6 +80,7 @@ def committed(run_dir: Path, inputs: Inputs, cfg: AnalyzeConfig) -> dict[str, An
         # the component with the most explosion frames, if any component made one
         "explosion_component": int(medians[:, 0].argmax()) if medians[:, 0].max() > 0 else None,
         "paper": PAPER_COMMITTED,
+        **detector_settings(cfg),
         "note": "An intervention (the component is forced), so no selection-bias null is "
         "needed, unlike worlds-events.",
     }

@@ -25,6 +25,11 @@ from mdnworld.models.mdnrnn import MDNRNN
 from mdnworld.models.vae import VAE
 
 
+def detector_settings(cfg: AnalyzeConfig) -> dict[str, Any]:
+    """The detector set a B or C result was labelled with, kept in its results.json."""
+    return {"detectors": cfg.detectors, "wall_red_over_blue": cfg.wall_red_over_blue}
+
+
 @dataclass
 class Inputs:
     """The trained V and Ms of a run, and where their dreams start."""

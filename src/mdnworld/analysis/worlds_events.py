@@ -25,6 +25,7 @@ import numpy as np
 
 from mdnworld.analysis.common import (
     Inputs,
+    detector_settings,
     labelled_dreams,
     pyplot,
     save_figure,
@@ -109,6 +110,7 @@ def worlds_events(
         "n_components": K,
         "rows": rows,
         "per_dream": per_dream,
+        **detector_settings(cfg),
         "note": "p = the paper's two-sided Mann-Whitney U of Current vs Any over dreams; "
         "null_p = share of circular shifts of the dominant components whose median Current "
         "is at least the observed one (shifts keep persistence, break the tie to frames).",

@@ -73,6 +73,9 @@ class WorldsEvents:
     dreams: int
     steps: int
     rows: tuple[WorldsEventsRow, ...]
+    detectors: str = "spec"
+    """The detector set the dreams were labelled with (files before it was recorded: spec)."""
+    wall_red_over_blue: float = 0.0
 
 
 _ROW_KEYS = ("class", "kind", "n_dreams", "median_current", "median_any", "u", "p", "stars",
@@ -81,7 +84,11 @@ _ROW_KEYS = ("class", "kind", "n_dreams", "median_current", "median_any", "u", "
 
 def _worlds_events(d: Doc) -> WorldsEvents:
     rows = tuple(WorldsEventsRow(*(r[k] for k in _ROW_KEYS)) for r in d.objs("rows"))
-    return WorldsEvents(tuple(d["models"]), d["dreams"], d["steps"], rows)
+    return WorldsEvents(tuple(d["models"]), d["dreams"], d["steps"], rows, *_detectors(d))
+
+
+def _detectors(d: Doc) -> tuple[str, float]:
+    return d.get("detectors", "spec"), d.get("wall_red_over_blue", 0.0)
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,8 @@ class Committed:
     explosion_component: int | None
     paper: str
     note: str
+    detectors: str = "spec"
+    wall_red_over_blue: float = 0.0
 
 
 def _committed(d: Doc) -> Committed:
@@ -114,7 +123,7 @@ def _committed(d: Doc) -> Committed:
     )
     return Committed(
         d["model"], d["tests"], d["steps"], d["start_t"], classes, rows,
-        d["explosion_component"], d["paper"], d["note"],
+        d["explosion_component"], d["paper"], d["note"], *_detectors(d),
     )  # fmt: skip
 
 
