@@ -229,6 +229,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def test_keep_freed_heap_reuses_an_episodes_pages() -> None:
     """The worker's second episode of screens faults in (almost) no new pages with
     keep_freed_heap(); without it glibc hands the memory back after each episode."""
+
     def count(mode: str) -> int:
         run = [sys.executable, "-c", FAULTS_SCRIPT, mode]
         return int(subprocess.run(run, check=True, capture_output=True, text=True).stdout)
