@@ -235,19 +235,28 @@ def _beside_m(folders: dict[str, Path]) -> list[str]:
     return [*lines, ""] if len(lines) > 2 else []
 
 
+def _columns(folders: dict[str, Path], files: tuple[str, ...], read: Callable) -> list:
+    """(column heading, record) of each of ``files`` that each folder holds."""
+    return [(f"{name} ({_detector_label(r.detectors, r.wall_red_over_blue)})", r)
+            for name, folder in folders.items() for f in files
+            if (folder / f).exists() for r in [read(folder / f)]]  # fmt: skip
+
+
+def _header(intro: str, first: list[str], cols: list) -> list[str]:
+    heads = [*first, *(c for c, _ in cols)]
+    return [intro, "", "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+
+
 def _beside_b(folders: dict[str, Path]) -> list[str]:
-    cols = [(f"{name} ({_detector_label(r.detectors, r.wall_red_over_blue)})", r)
-            for name, folder in folders.items() for f in B_FILES
-            if (folder / f).exists() for r in [read_worlds_events(folder / f)]]  # fmt: skip
+    cols = _columns(folders, B_FILES, read_worlds_events)
     if not cols:
         return []
-    lines = [
+    lines = _header(
         "B: Current / Any over dreams (the paper's Mann–Whitney stars), the circular-shift "
         "null's p, and the dreams that show the class.",
-        "",
-        "| class | paper | " + " | ".join(c for c, _ in cols) + " |",
-        "|---|---|" + "---|" * len(cols),
-    ]
+        ["class", "paper"],
+        cols,
+    )
     by_class = [{row.cls: row for row in r.rows} for _, r in cols]
     for cls in dict.fromkeys(row.cls for _, r in cols for row in r.rows):
         first = next(rows[cls] for rows in by_class if cls in rows)
@@ -266,18 +275,15 @@ def _beside_b(folders: dict[str, Path]) -> list[str]:
 
 
 def _beside_c(folders: dict[str, Path]) -> list[str]:
-    cols = [(f"{name} ({_detector_label(r.detectors, r.wall_red_over_blue)})", r)
-            for name, folder in folders.items() for f in C_FILES
-            if (folder / f).exists() for r in [read_committed(folder / f)]]  # fmt: skip
+    cols = _columns(folders, C_FILES, read_committed)
     if not cols:
         return []
-    lines = [
+    lines = _header(
         "C: for each class, the component that dreams it most when forced (median frames of "
         "1000) and the most any other component dreams.",
-        "",
-        "| class | " + " | ".join(c for c, _ in cols) + " |",
-        "|---|" + "---|" * len(cols),
-    ]
+        ["class"],
+        cols,
+    )
     for cls in dict.fromkeys(c for _, r in cols for c in r.classes):
         cells = []
         for _, r in cols:
