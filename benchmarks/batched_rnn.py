@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from mdnworld.device import autocast, compiled, resolve_device, set_threads
+from mdnworld.device import autocast, compiled, prepare_cpu, resolve_device
 from mdnworld.models.batched_mdnrnn import BatchedMDNRNN
 from mdnworld.models.mdnrnn import MDNRNNArch, StandardisedMDNRNN, mdn_loss
 from mdnworld.train.rnn import head_losses
@@ -96,7 +96,7 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="train-rnn's step under torch.compile")
     args = ap.parse_args()
     device = resolve_device(args.device)
-    threads = set_threads(0)
+    threads = prepare_cpu(0)
     rows = []
     for amp in (False, True):
         for batched in (False, True):

@@ -33,7 +33,7 @@ from torch import nn
 from mdnworld.control.executors import LocalExecutor
 from mdnworld.control.realgame import PlayJob, load_models, play_job, seed_jobs
 from mdnworld.control.train import dream_fitness, dream_inputs
-from mdnworld.device import set_threads
+from mdnworld.device import prepare_cpu
 from mdnworld.layout import RunLayout
 from mdnworld.models.controller import ControllerArch
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch
@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--trained-run", type=Path, default=None)
     args = ap.parse_args()
-    threads = set_threads(args.threads)
+    threads = prepare_cpu(args.threads)
     floor(20), generation(20)  # warm-up
     g_s, f_s = [], []
     for _ in range(2):  # interleaved repeats: this VM's speed drifts

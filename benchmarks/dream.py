@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from mdnworld.device import set_threads
+from mdnworld.device import prepare_cpu
 from mdnworld.dreams import Dreamer, RandomActions, decode, dream
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch
 from mdnworld.models.vae import VAE, VAEArch
@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--singles", type=int, default=8, help="single dreams in the loop")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
-    threads = set_threads(args.threads)
+    threads = prepare_cpu(args.threads)
     torch.manual_seed(0)
     m = MDNRNN(MDNRNNArch()).eval()
     vae = VAE(VAEArch()).eval()

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from mdnworld.data.sequences import SequenceData, n_windows
-from mdnworld.device import autocast, compiled, resolve_amp, resolve_compile, set_threads
+from mdnworld.device import autocast, compiled, prepare_cpu, resolve_amp, resolve_compile
 from mdnworld.models.mdnrnn import MDNRNNArch, StandardisedMDNRNN, mdn_loss
 from mdnworld.train.rnn import head_losses
 
@@ -271,7 +271,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads; 0 = one per core")
     args = ap.parse_args()
-    threads = set_threads(args.threads)
+    threads = prepare_cpu(args.threads)
     load0 = os.getloadavg()  # other processes on the machine skew the numbers: recorded
     data = SequenceData(synthetic_episodes(50, PAPER_LENGTH), SEQ, SKIP)
     amp = resolve_amp(torch.device("cpu"), "auto")

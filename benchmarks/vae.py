@@ -34,7 +34,7 @@ import torch
 from mdnworld.config import GenerateConfig, VAEConfig
 from mdnworld.data.episodes import episode_files, load_episode
 from mdnworld.data.generate import generate
-from mdnworld.device import cpu_has_native_bf16, resolve_amp, set_threads
+from mdnworld.device import cpu_has_native_bf16, prepare_cpu, resolve_amp
 from mdnworld.layout import RunLayout
 from mdnworld.logs import read_log
 from mdnworld.models.vae import VAE, VAEArch, encode_frames, frames_to_tensor, vae_loss
@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=3, help="peer/ours/trainer rounds")
     args = ap.parse_args()
-    threads = set_threads(0)
+    threads = prepare_cpu(0)
 
     small, large = data(10), data(args.episodes)
     files = episode_files(large)

@@ -25,7 +25,7 @@ SLOW_FIXTURES = frozenset({"small_run", "encoded", "full_run"})
 
 # One OpenMP thread for the tests' own small tensors, set before anything imports torch: with two,
 # a busy 2-core machine spin-waits (a 150-step Adam test: 2 s alone, 20 s beside another job).
-# Training code sets its own count (device.set_threads); a value in the environment wins.
+# Training code sets its own count (device.prepare_cpu); a value in the environment wins.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # torch.compile off (rnn.compile "auto" would compile each tiny M for seconds more than it trains);
 # tests/test_compile.py switches it back on to check the compiled path against the plain one.

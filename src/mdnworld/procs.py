@@ -1,5 +1,6 @@
-"""Worker processes that run the real game: set-up and teardown shared by ``generate``'s pool
-and the controller's local executor (a leaf module: it imports nothing of mdnworld)."""
+"""Process set-up: worker processes that run the real game (``generate``'s pool, the
+controller's local executor, ``train-rnn --jobs``), and glibc's handling of freed memory for
+every process that computes (a leaf module: it imports nothing of mdnworld)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 
 def prepare_worker_process() -> None:
@@ -19,8 +21,10 @@ def prepare_worker_process() -> None:
     consequences if this worker dies abruptly: the orphaned game would hold the pipe by which
     the pool notices dead workers (so the pool would wait forever), and it lives on. So: no
     descriptor of ours is inherited, we lead a process group of our own so the parent can kill
-    worker and game together (``kill_workers``), and we die with the parent.
+    worker and game together (``kill_workers``), and we die with the parent. It also keeps
+    freed heap (``keep_freed_heap``), as every computing process here does.
     """
+    keep_freed_heap()
     for fd in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
         with contextlib.suppress(OSError):
             if int(fd) > 2:
@@ -32,20 +36,34 @@ def prepare_worker_process() -> None:
 def keep_freed_heap(limit: int = 1 << 30) -> bool:
     """Ask glibc to keep freed heap memory (up to ``limit`` bytes) instead of giving it back.
 
-    A worker keeps an episode's raw screens (~57 KB each, ~17 MB an episode) until they are
-    saved; by default glibc returns that memory to the OS after every episode, so the next
-    one touches fresh pages: ~11 page faults per game step, measured ~10 % of the game loop
-    (``benchmarks/generate.py``). With the trim and mmap thresholds raised, freed screens are
-    reused and a worker holds its largest episode's worth of heap. Returns False (and does
-    nothing) where the C library has no ``mallopt`` (not glibc).
+    By default glibc serves blocks over 128 KB with fresh ``mmap``s and returns freed memory to
+    the OS at once, so a loop that allocates the same large buffers each time faults fresh pages
+    in each time: torch's temporaries in a training step (~70k page faults per M step; M 1.3-1.4x
+    faster with this, ``device.prepare_cpu``), a ``generate`` worker's raw screens (~57 KB each,
+    kept until the episode is saved: ~11 faults per game step, ~10 % of the game loop). With the
+    trim and mmap thresholds raised, freed memory is reused and a process holds its peak heap.
+    Returns False (and does nothing) where the C library has no ``mallopt`` (not glibc).
     """
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
+    mallopt = _libc("mallopt")
+    if mallopt is None:
         return False
     return bool(mallopt(m_trim_threshold, limit)) and bool(mallopt(m_mmap_threshold, limit))
+
+
+def release_freed_heap() -> None:
+    """Give the heap memory that is free now back to the OS (glibc's ``malloc_trim``): a stage
+    starts from what the process really holds, not what an earlier one kept."""
+    if (trim := _libc("malloc_trim")) is not None:
+        trim(0)
+
+
+def _libc(name: str) -> Callable[..., int] | None:
+    """A function of the C library, or None (not glibc, or no such function)."""
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c")), name)
+    except (OSError, AttributeError, TypeError):
+        return None
 
 
 def _die_with_parent(parent: int) -> None:

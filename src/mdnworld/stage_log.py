@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mdnworld.layout import RunLayout
+from mdnworld.procs import release_freed_heap
 
 STAGE_LOG = RunLayout(Path()).stage_log.name
 """The log's file name in the run directory (``RunLayout.stage_log``)."""
@@ -114,6 +115,7 @@ def measure_stage(run_dir: Path, stage: str) -> Iterator[dict[str, Any]]:
             if stop.wait(SAMPLE_SECONDS):
                 return
 
+    release_freed_heap()  # what an earlier stage of this process freed but kept is not ours
     own_peak = _reset_own_peak()
     sampler = threading.Thread(target=sample, daemon=True, name="stage-rss")
     sampler.start()

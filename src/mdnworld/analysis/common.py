@@ -16,7 +16,7 @@ import numpy as np
 from mdnworld.analysis.detectors import DETECTOR_SETS, FrameFeatures, detect
 from mdnworld.checkpoints import StartBank, Starts, load_mdnrnn, load_vae
 from mdnworld.config import AnalyzeConfig
-from mdnworld.device import resolve_device, set_threads
+from mdnworld.device import prepare_cpu, resolve_device
 from mdnworld.dreams import DreamRecord, decode, dream
 from mdnworld.errors import ConfigError, MissingError
 from mdnworld.io import atomic_open
@@ -45,7 +45,7 @@ class Inputs:
 
 def load_inputs(run_dir: Path, cfg: AnalyzeConfig, indices: Sequence[int] | None = None) -> Inputs:
     """Load V and the Ms (``indices``, or the first ``cfg.models``, or all), on cfg.device."""
-    set_threads(cfg.threads)
+    prepare_cpu(cfg.threads)
     device = resolve_device(cfg.device)
     run = RunLayout(run_dir)
     if indices is None:

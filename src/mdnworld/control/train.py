@@ -35,7 +35,7 @@ from mdnworld.control.evaluate import read_controller
 from mdnworld.control.executors import ControllerJob, Executor, make_executor
 from mdnworld.control.realgame import PlayJob, play_job, seed_jobs
 from mdnworld.control.select import keep_candidate, select_controller
-from mdnworld.device import resolve_device, set_threads
+from mdnworld.device import prepare_cpu, resolve_device
 from mdnworld.dreams import DreamEnv
 from mdnworld.errors import CheckpointError, ConfigError
 from mdnworld.io import exclusive_lock, remove_stale_temps
@@ -220,7 +220,7 @@ def _train_controller(
     stop_after_generations: int | None,
 ) -> dict[str, Any]:
     remove_stale_temps(run.controller_dir)  # what a killed run left
-    set_threads(cfg.threads)
+    prepare_cpu(cfg.threads)
     device = str(resolve_device(cfg.device))
     model, starts = dream_inputs(run.root, cfg.model_index, device)
     arch = ControllerArch(model.arch.latent_dim, model.arch.hidden, model.arch.action_dim)

@@ -48,7 +48,7 @@ from mdnworld.env.take_cover import RandomRepeatPolicy, TakeCoverEnv
 from mdnworld.errors import DataError, EpisodeFileError, UserError
 from mdnworld.io import atomic_write_json, remove_stale_temps
 from mdnworld.layout import RunLayout, episode_index
-from mdnworld.procs import keep_freed_heap, kill_workers, prepare_worker_process, resolve_workers
+from mdnworld.procs import kill_workers, prepare_worker_process, resolve_workers
 
 # Settings that change the content of an episode: a resumed run must use the same ones.
 CONTENT_KEYS = ("base_seed", "max_steps", "resolution", "truth")
@@ -137,7 +137,6 @@ def _init_worker(max_steps: int, resolution: str, truth: bool) -> None:
     # interval gives it back as soon as the game answers (at the default 5 ms a busy thread
     # can hold the loop up for 20 game steps).
     sys.setswitchinterval(1e-4)
-    keep_freed_heap()  # each episode's screens reuse the last one's pages: no page faults
     _ENV = TakeCoverEnv(max_steps=max_steps, resolution=resolution, preprocess=False, truth=truth)
     _THREADS = ThreadPoolExecutor(1, thread_name_prefix="save")
     # Pool workers leave through os._exit (no atexit): finish the last save and close the game

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from mdnworld.checkpoints import StartBank, load_mdnrnn, load_vae
 from mdnworld.config import DreamConfig, to_dict
-from mdnworld.device import resolve_device, set_threads
+from mdnworld.device import prepare_cpu, resolve_device
 from mdnworld.dreams.engine import decode, dream
 from mdnworld.errors import ConfigError
 from mdnworld.io import atomic_write_json, read_json, write_npz
@@ -113,7 +113,7 @@ def run_dreams(run_dir: Path, cfg: DreamConfig, log: Callable[[str], None] = pri
 
 def _dream_and_write(run: RunLayout, cfg: DreamConfig, log: Callable) -> int:
     """Dream, write videos and dreams.npz; returns K."""
-    set_threads(cfg.threads)
+    prepare_cpu(cfg.threads)
     device = resolve_device(cfg.device)
     model, meta = load_mdnrnn(run.root, cfg.model_index, device)
     vae, _ = load_vae(run.root, device)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from mdnworld.device import set_threads
+from mdnworld.device import prepare_cpu
 from mdnworld.errors import UserError
 from mdnworld.palette import COLOURS
 from mdnworld.play.session import PlayModels, PlaySession
@@ -203,7 +203,7 @@ def make_server(
 ) -> http.server.ThreadingHTTPServer:
     """A play server for M ``model_index`` of ``run_dir`` (port 0: any free port). Torch runs
     one thread per request: a single dream step is too small to share between cores."""
-    set_threads(1)
+    prepare_cpu(1)
     sessions = Sessions(PlayModels.from_run(run_dir, model_index))
     handler = type("Handler", (PlayHandler,), {"sessions": sessions})
     server = http.server.ThreadingHTTPServer((host, port), handler)

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from mdnworld.checkpoints import LATENT_FORMAT, latent_info, load_vae, read_latent_manifest
 from mdnworld.config import EncodeConfig
 from mdnworld.data.episodes import checked_episode_files, episode_info, load_episode
-from mdnworld.device import resolve_device, set_threads
+from mdnworld.device import prepare_cpu, resolve_device
 from mdnworld.errors import ConflictError
 from mdnworld.io import atomic_write_json, remove_stale_temps, write_npz
 from mdnworld.layout import RunLayout, episode_index
@@ -42,7 +42,7 @@ from mdnworld.models.vae import encode_frames
 def encode_run(run_dir: Path, cfg: EncodeConfig, log: Callable[[str], None] = print) -> int:
     """Encode every episode not yet encoded; returns how many were encoded now."""
     run_dir = Path(run_dir)
-    set_threads(cfg.threads)
+    prepare_cpu(cfg.threads)
     device = resolve_device(cfg.device)
     model, meta = load_vae(run_dir, device)
     vae_sha = meta["sha256"]

@@ -56,10 +56,10 @@ from mdnworld.data.sequences import SequenceData, done_balance
 from mdnworld.device import (
     autocast,
     compiled,
+    prepare_cpu,
     resolve_amp,
     resolve_compile,
     resolve_device,
-    set_threads,
 )
 from mdnworld.errors import CheckpointError, ConfigError
 from mdnworld.io import atomic_write_json, read_json, remove_stale_temps
@@ -438,7 +438,7 @@ def train_rnn(
     if cfg.jobs > 1 and cfg.models > 1 and stop_after_steps is None:
         log(f"train-rnn: models {model_indices(cfg)} in {cfg.jobs} processes (rnn.jobs)")
         return _summarised(train_in_jobs(run_dir, cfg, train_rnn), RunLayout(run_dir), log)
-    set_threads(cfg.threads)
+    prepare_cpu(cfg.threads)
     device = resolve_device(cfg.device)
     run = RunLayout(run_dir)
     for index in model_indices(cfg):  # what a killed run left

@@ -33,7 +33,7 @@ from mdnworld.checkpoints import load_checkpoint, save_checkpoint, save_weights
 from mdnworld.config import VAEConfig, to_dict
 from mdnworld.data.episodes import checked_episode_files
 from mdnworld.data.frames import FrameStore, split_episodes
-from mdnworld.device import autocast, resolve_amp, resolve_device, set_threads
+from mdnworld.device import autocast, prepare_cpu, resolve_amp, resolve_device
 from mdnworld.errors import CheckpointError, MissingError
 from mdnworld.io import atomic_write_json, remove_stale_temps
 from mdnworld.layout import RunLayout, episode_index
@@ -161,7 +161,7 @@ def train_vae(
     run = RunLayout(run_dir)
     run.vae_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(run.vae_dir)  # what a killed run left
-    set_threads(cfg.threads)
+    prepare_cpu(cfg.threads)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     data = load_vae_data(run, cfg, log)
