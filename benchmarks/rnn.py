@@ -123,8 +123,9 @@ def make_step(
 
 
 def _job(mode: str, seconds: float, threads: int, barrier: Any) -> float:
-    """One of ``measure_jobs``' processes: warm up, wait for the others, then windows/s."""
-    torch.set_num_threads(threads)
+    """One of ``measure_jobs``' processes, set up as train-rnn's are (``prepare_cpu``: its
+    threads, and the freed heap kept): warm up, wait for the others, then windows/s."""
+    prepare_cpu(threads)
     data = SequenceData(synthetic_episodes(50, PAPER_LENGTH), SEQ, SKIP)
     step = make_step(data, "shared", mode, True)
     step(), step()
@@ -138,7 +139,8 @@ def _job(mode: str, seconds: float, threads: int, barrier: Any) -> float:
 
 def measure_jobs(jobs: int, mode: str, seconds: float) -> float:
     """Windows/s summed over ``jobs`` processes of cores // jobs threads, each training its own
-    M at the same time: what ``train-rnn --jobs`` gets (train/rnn_jobs.py)."""
+    M at the same time: what ``train-rnn --jobs`` gets (train/rnn_jobs.py); with ``jobs=1``,
+    train-rnn's own process."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     # compile in the job itself: inductor's pool of compile processes would start up (importing
     # torch) during the few timed seconds; in a real run that is once in hours
@@ -154,8 +156,10 @@ def measure_jobs(jobs: int, mode: str, seconds: float) -> float:
 def measure_in_rounds(
     data: SequenceData, cases: list[tuple[str, str]], seconds: float, rounds: int, jobs_mode: str
 ) -> list[dict]:
-    """The peer's loop, each (mixture, mode) case and (unless ``jobs_mode`` is empty) two jobs
-    of ``jobs_mode``, timed in turn for seconds / rounds each, ``rounds`` times: this shared
+    """The peer's loop, each (mixture, mode) case (in this process, glibc's default heap, as
+    the peer's code runs), and (unless ``jobs_mode`` is empty) ``jobs_mode`` in a process set
+    up as train-rnn's (one job, all threads; then two jobs), timed in turn for seconds / rounds
+    each, ``rounds`` times: this shared
     host's speed drifts by up to 1.6x within minutes, so each setting meets the same drift.
     Each round starts from fresh models (a float32 model trained on these random latents for
     minutes slows down by up to 2x, denormal numbers likely). A row holds the median
@@ -166,8 +170,7 @@ def measure_in_rounds(
     }
     rates: dict[tuple, list[float]] = {case: [] for case in makers}
     errors = {}
-    threads = max(1, (os.cpu_count() or 1) // 2)
-    jobs_case = ("shared", jobs_mode, f"{threads} thr x 2 jobs")
+    jobs_cases = {jobs: ("shared", jobs_mode, jobs) for jobs in (1, 2)} if jobs_mode else {}
     for r in range(rounds):
         for case, make in makers.items():
             if case in errors:
@@ -183,8 +186,8 @@ def measure_in_rounds(
                 step()
                 n += 1
             rates[case].append(n * BATCH / (time.perf_counter() - t0))
-        if jobs_mode:
-            rates.setdefault(jobs_case, []).append(measure_jobs(2, jobs_mode, seconds / rounds))
+        for jobs, case in jobs_cases.items():
+            rates.setdefault(case, []).append(measure_jobs(jobs, jobs_mode, seconds / rounds))
         print(
             f"round {r + 1}/{rounds}: "
             + ", ".join(f"{c[1]} {v[-1]:.0f}" for c, v in rates.items() if v),
@@ -193,8 +196,8 @@ def measure_in_rounds(
     rows = []
     for case, values in rates.items():
         row = {"mixture": case[0], "mode": case[1], "train": True}
-        if len(case) == 3:
-            row.update(jobs=2, threads=threads)
+        if len(case) == 3:  # in processes set up as train-rnn's
+            row.update(jobs=case[2], threads=max(1, (os.cpu_count() or 1) // case[2]))
         if case in errors:
             rows.append({**row, "error": errors[case]})
             continue
@@ -271,7 +274,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads; 0 = one per core")
     args = ap.parse_args()
-    threads = prepare_cpu(args.threads)
+    # This process keeps glibc's default heap, as the peer's code runs; train-rnn's own setting
+    # (prepare_cpu: the freed heap kept) is timed in processes of its own (measure_jobs)
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
     load0 = os.getloadavg()  # other processes on the machine skew the numbers: recorded
     data = SequenceData(synthetic_episodes(50, PAPER_LENGTH), SEQ, SKIP)
     amp = resolve_amp(torch.device("cpu"), "auto")
@@ -280,7 +286,7 @@ def main() -> None:
     trainer_mode = f"{plain[:4]} + compile" if compiling else plain  # train-rnn's defaults
     cases = [(mixture, mode) for mixture in ("shared", "per_dim") for mode in MODES]
     # train-rnn --jobs 2 (two Ms at once, half the threads each) where there are 2+ threads
-    jobs_mode = trainer_mode if threads > 1 else ""
+    jobs_mode = trainer_mode
     rows = measure_in_rounds(data, cases, args.seconds, args.rounds, jobs_mode)
     rows.append(measure(data, "shared", "fp32", args.seconds / 2, train=False))
     print(json.dumps(rows[-1]), flush=True)
@@ -294,8 +300,9 @@ def main() -> None:
     peer = rows[0]["windows_per_s"]
     shared = [r for r in rows if r["mixture"] == "shared" and r["train"] and "threads" not in r]
     ours = {r["mode"]: r.get("windows_per_s", np.nan) for r in shared}  # all cores, 1 process
-    trainer = ours[trainer_mode]
-    jobs2 = next((r["windows_per_s"] for r in rows if "jobs" in r), None)
+    in_process = ours[trainer_mode]  # train-rnn's step, but glibc's default heap
+    by_jobs = {r["jobs"]: r.get("windows_per_s") for r in rows if "jobs" in r}
+    trainer, jobs2 = by_jobs[1], by_jobs.get(2) if threads > 1 else None
     rss_training = peak_rss_mb()
     paper = paper_scale_data()
 
@@ -336,7 +343,9 @@ def main() -> None:
     print(
         f"peer's bare fp32 loop {peer:.0f} windows/s (median of {args.rounds} rounds); "
         f"train-rnn's step (amp auto = {amp}, compile auto = {compiling}) {trainer:.0f} "
-        f"windows/s = {trainer / peer:.2f}x the peer (target 1.6x)"
+        f"windows/s = {trainer / peer:.2f}x the peer (target 1.6x); the same step with glibc's "
+        f"default heap {in_process:.0f} windows/s (keeping the freed heap: "
+        f"{trainer / in_process:.2f}x)"
     )
     if jobs2:
         print(f"train-rnn --jobs 2 (two Ms at once): {jobs2:.0f} windows/s in all = "
@@ -364,6 +373,8 @@ def main() -> None:
         "jobs2_vs_one_process": jobs2 / trainer if jobs2 else None,
         "trainer_windows_per_s": trainer,
         "trainer_vs_peer": trainer / peer,
+        "trainer_default_heap_windows_per_s": in_process,
+        "kept_heap_vs_default": trainer / in_process,
         "target_trainer_vs_peer": 1.6,
         "paper_scale": {
             **paper,

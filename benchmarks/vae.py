@@ -34,7 +34,7 @@ import torch
 from mdnworld.config import GenerateConfig, VAEConfig
 from mdnworld.data.episodes import episode_files, load_episode
 from mdnworld.data.generate import generate
-from mdnworld.device import cpu_has_native_bf16, prepare_cpu, resolve_amp
+from mdnworld.device import cpu_has_native_bf16, resolve_amp
 from mdnworld.layout import RunLayout
 from mdnworld.logs import read_log
 from mdnworld.models.vae import VAE, VAEArch, encode_frames, frames_to_tensor, vae_loss
@@ -120,7 +120,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=3, help="peer/ours/trainer rounds")
     args = ap.parse_args()
-    threads = prepare_cpu(0)
+    # The bare loops run here with glibc's default heap, as the peer's code and a loop someone
+    # writes would; the trainer (a child process) sets itself up with device.prepare_cpu
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
 
     small, large = data(10), data(args.episodes)
     files = episode_files(large)

@@ -2,8 +2,8 @@
 
 Why: on a CPU, M's step is bound by the LSTM's small matrix products, which use a second
 thread poorly. On 2 cores, two 1-thread processes trained 1.16x the windows of one 2-thread
-process (879 against 759 windows/s, median of 4 rounds of ``benchmarks/rnn.py``; 1.3x in the
-sharp run's real training), and the paper trains five Ms.
+process (1273 against 1098 windows/s, median of 4 rounds of ``benchmarks/rnn.py``; 1.3x in
+the sharp run's real training), and the paper trains five Ms.
 
 Each job is ``train_rnn`` for one model (``model_index = i``, ``models = 1``) with ``threads``
 = cores // jobs unless ``rnn.threads`` says otherwise, so a model's weights are those of a
