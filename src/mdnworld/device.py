@@ -96,8 +96,8 @@ def autocast(device: torch.device, amp: str) -> Iterator[None]:
 def resolve_compile(device: torch.device, mode: str) -> bool:
     """ "auto" -> True on a CPU with a C++ compiler (``$CXX`` or g++, with which inductor builds
     its kernels: M's mixture head and loss fused trained 1.09-1.13x faster under bf16,
-    benchmarks/rnn.py, 1.25x in an interleaved micro-benchmark), False on CUDA (not measured there yet); "on" and
-    "none" as given."""
+    benchmarks/rnn.py, 1.25x in an interleaved micro-benchmark), False on CUDA (not measured
+    there yet); "on" and "none" as given."""
     if mode not in ("auto", "none", "on"):
         raise ConfigError(f"compile must be 'auto', 'none' or 'on', got {mode!r}")
     if mode != "auto":
