@@ -36,12 +36,13 @@ def prepare_worker_process() -> None:
 def keep_freed_heap(limit: int = 1 << 30) -> bool:
     """Ask glibc to keep freed heap memory (up to ``limit`` bytes) instead of giving it back.
 
-    By default glibc serves blocks over 128 KB with fresh ``mmap``s and returns freed memory to
-    the OS at once, so a loop that allocates the same large buffers each time faults fresh pages
-    in each time: torch's temporaries in a training step (~70k page faults per M step; M 1.3-1.4x
-    faster with this, ``device.prepare_cpu``), a ``generate`` worker's raw screens (~57 KB each,
-    kept until the episode is saved: ~11 faults per game step, ~10 % of the game loop). With the
-    trim and mmap thresholds raised, freed memory is reused and a process holds its peak heap.
+    By default glibc serves large blocks (over 128 KB, a threshold it raises up to 32 MB as it
+    goes) with fresh ``mmap``s and hands freed memory back to the OS at once, so a loop that
+    allocates the same large buffers each time faults fresh pages in each time: torch's
+    temporaries in a training step (~70k page faults per M step; M 1.3-1.4x faster with this,
+    ``device.prepare_cpu``), a ``generate`` worker's raw screens (~57 KB each, kept until the
+    episode is saved: ~11 faults per game step, ~10 % of the game loop). With the trim and mmap
+    thresholds raised, freed memory is reused and a process holds its peak heap.
     Returns False (and does nothing) where the C library has no ``mallopt`` (not glibc).
     """
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
