@@ -207,33 +207,3 @@ def test_worker_saves_behind_the_game_and_names_a_failed_save(tmp_path: Path) ->
         g._THREADS.shutdown()
         g._ENV, g._THREADS, g._SAVING = None, None, None
         env.close()
-
-
-FAULTS_SCRIPT = """
-import resource, sys
-import numpy as np
-from mdnworld.procs import keep_freed_heap
-if sys.argv[1] == "keep":
-    assert keep_freed_heap()
-def episode():  # a worker's episode: ~300 raw screens kept, then freed after the save
-    screens = [np.full((120, 160, 3), 7, np.uint8) for _ in range(300)]
-    return len(screens)
-episode()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-episode()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_keep_freed_heap_reuses_an_episodes_pages() -> None:
-    """The worker's second episode of screens faults in (almost) no new pages with
-    keep_freed_heap(); without it glibc hands the memory back after each episode."""
-
-    def count(mode: str) -> int:
-        run = [sys.executable, "-c", FAULTS_SCRIPT, mode]
-        return int(subprocess.run(run, check=True, capture_output=True, text=True).stdout)
-
-    faults = {mode: count(mode) for mode in ("plain", "keep")}
-    assert faults["plain"] > 300 * 10  # 57.6 KB = 14 pages a screen
-    assert faults["keep"] < 300

@@ -75,10 +75,17 @@ def _die_with_parent(parent: int) -> None:
 
 
 def kill_workers(pids: set[int]) -> None:
-    """SIGKILL each worker's process group: the worker and the game process it started."""
+    """SIGKILL each worker's process group: the worker and the game process it started. A
+    worker still starting up (importing, before ``prepare_worker_process`` made its group)
+    is killed alone: it has started nothing yet."""
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
+        try:
             os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:  # no group of its own (yet), or gone
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        except PermissionError:
+            pass
 
 
 def resolve_workers(workers: int) -> int:
