@@ -231,11 +231,11 @@ def _cmd_validate(run_dir: Path) -> int:
 
 def _named_folder(text: str) -> tuple[str, Path]:
     """ "NAME=FOLDER" (or just FOLDER, named after itself) -> (name, folder), checked."""
-    name, _, folder = text.rpartition("=")
-    path = Path(folder)
+    name, sep, folder = text.partition("=")
+    path = Path(folder if sep else text)
     if not (path / "tables").is_dir():
         raise UserError(f"--beside {text}: {path}/tables not found (a collect-results folder?)")
-    return name or path.name, path
+    return (name if sep else "") or path.name, path
 
 
 def _cmd_results(args: argparse.Namespace) -> None:
