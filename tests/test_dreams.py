@@ -166,6 +166,8 @@ def test_decode_shapes_and_uint8() -> None:
     z = np.random.default_rng(0).normal(size=(2, 3, Z))  # 6 frames: a partial last batch
     direct = decode(vae, z, batch_size=4, dtype=np.uint8)
     assert direct.dtype == np.uint8 and np.array_equal(direct, u8)
+    one_by_one = np.stack([decode(vae, row[None], batch_size=1)[0] for row in z.reshape(-1, Z)])
+    np.testing.assert_allclose(frames.reshape(-1, 64, 64, 3), one_by_one, atol=1e-5)  # padded
     with pytest.raises(ValueError, match="dtype"):
         decode(vae, z, dtype=np.float64)
 

@@ -13,7 +13,9 @@ from mdnworld.models.vae import (
     VAE,
     DeconvFrom1x1,
     VAEArch,
+    encode_frames,
     frames_to_tensor,
+    pad_rows,
     tensor_to_frames,
     vae_loss,
 )
@@ -230,3 +232,31 @@ def test_deconv_from_1x1_is_the_transposed_convolution_it_replaces() -> None:
     torch.testing.assert_close(padded(x), twin(x))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         torch.testing.assert_close(fast(x).float(), y_plain, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize(
+    ("rows", "most", "want"),
+    [(1, 500, 32), (32, 500, 32), (33, 500, 64), (490, 500, 500), (7, 20, 20), (64, 64, 64)],
+)
+def test_pad_rows_appends_zero_rows_to_a_multiple_of_32(rows: int, most: int, want: int) -> None:
+    x = torch.rand(rows, 3, 2)
+    padded = pad_rows(x, most)
+    assert padded.shape == (want, 3, 2) and torch.equal(padded[:rows], x)
+    assert not padded[rows:].any()
+
+
+def test_encode_frames_meets_few_batch_shapes(model: VAE) -> None:
+    """Episodes of every length go through V in batches of a few shapes (oneDNN caches its
+    kernels per shape), and each frame's code is that of the frame on its own."""
+    model.eval()
+    frames = tensor_to_frames(squares_batch(70, seed=1))
+    shapes: set[int] = set()
+    encode = model.encode
+    model.encode = lambda x: shapes.add(len(x)) or encode(x)  # type: ignore[method-assign]
+    for t in range(1, 71):
+        mu, logvar = encode_frames(model, frames[:t], 64, torch.device("cpu"))
+        assert mu.shape == logvar.shape == (t, 32) and mu.dtype == np.float32
+    assert shapes == {32, 64}
+    one = np.concatenate([encode_frames(model, frames[i : i + 1], 1, torch.device("cpu"))[0]
+                          for i in range(70)])  # fmt: skip
+    np.testing.assert_allclose(mu, one, atol=1e-5)

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from factories import random_episode
 
 from mdnworld.checkpoints import (
     latent_info,
@@ -25,8 +24,8 @@ from mdnworld.data.frames import FrameStore, split_episodes
 from mdnworld.errors import CheckpointError, ConflictError
 from mdnworld.io import read_json
 from mdnworld.layout import RunLayout
-from mdnworld.models.vae import VAE, VAEArch, encode_frames, frames_to_tensor
-from mdnworld.train.encode import encode_episodes, encode_run
+from mdnworld.models.vae import VAE, VAEArch, frames_to_tensor
+from mdnworld.train.encode import encode_run
 from mdnworld.train.vae import evaluate, train_vae
 
 QUIET = {"log": lambda s: None}
@@ -152,28 +151,6 @@ def test_mismatched_checkpoint_is_a_clear_error(trained: Path) -> None:
     with pytest.raises(CheckpointError, match="does not match the model") as e:
         load_checkpoint(trained / "vae" / "checkpoint", VAE(VAEArch(latent_dim=32)))
     assert "shape of" in str(e.value)
-
-
-def test_encode_episodes_runs_batches_across_episode_ends() -> None:
-    """One batch shape (oneDNN caches kernels per shape), every episode in order with its own
-    codes: those of ``encode_frames`` on it alone."""
-    torch.manual_seed(0)
-    model = VAE(VAEArch(latent_dim=8)).eval()
-    shapes: list[int] = []
-    encode = model.encode
-    model.encode = lambda x: shapes.append(len(x)) or encode(x)  # type: ignore[method-assign]
-    items = [
-        (Path(f"ep_{i}.npz"), random_episode(t, seed=i)) for i, t in enumerate([3, 11, 1, 7, 20, 2])
-    ]
-    out = list(encode_episodes(model, iter(items), 6, torch.device("cpu")))
-    assert shapes == [6] * 7 + [2]  # 44 frames: seven full batches, then the rest
-    assert all(got is item for (got, _, _), item in zip(out, items, strict=True))
-    model.encode = encode  # type: ignore[method-assign]
-    for (_, ep), mu, logvar in out:
-        want_mu, want_logvar = encode_frames(model, ep.frames, 500, torch.device("cpu"))
-        assert mu.dtype == np.float32 and mu.shape == (len(ep), 8) and mu.flags.c_contiguous
-        np.testing.assert_allclose(mu, want_mu, atol=1e-5)
-        np.testing.assert_allclose(logvar, want_logvar, atol=1e-5)
 
 
 @pytest.mark.slow

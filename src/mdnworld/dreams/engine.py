@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from mdnworld.models.mdnrnn import MDNRNN, MDNOutput, mixture_weights, sample_next
-from mdnworld.models.vae import VAE, tensor_to_frames
+from mdnworld.models.vae import VAE, pad_rows, tensor_to_frames
 
 NOISE_BLOCK = 64
 """Steps of random numbers drawn at once per dream."""
@@ -281,7 +281,7 @@ def decode(
     """Latents (..., Z) -> frames (..., 64, 64, 3): float32 in [0, 1], or with
     ``dtype=np.uint8`` rounded to uint8 as ``to_uint8`` does (a quarter of the memory: dream
     videos). Decoded in batches into one array allocated up front, so the peak memory is the
-    frames and one batch."""
+    frames and one batch; the last batch padded (``pad_rows``)."""
     if dtype not in (np.float32, np.uint8):
         raise ValueError(f"decode: dtype must be np.float32 or np.uint8, got {dtype}")
     z = torch.as_tensor(z, dtype=torch.float32)
@@ -290,7 +290,8 @@ def decode(
     device = next(vae.parameters()).device
     out, as_uint8 = np.empty((len(flat), 64, 64, 3), dtype), dtype == np.uint8
     for i in range(0, len(flat), batch_size):
-        x = vae.decode(flat[i : i + batch_size].to(device)).float().cpu()  # (B, 3, 64, 64)
+        part = flat[i : i + batch_size]
+        x = vae.decode(pad_rows(part, batch_size).to(device))[: len(part)].float().cpu()
         out[i : i + len(x)] = tensor_to_frames(x) if as_uint8 else x.permute(0, 2, 3, 1).numpy()
     return out.reshape(*lead, 64, 64, 3)
 

@@ -197,14 +197,31 @@ def tensor_to_frames(x: Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
+SHAPE_STEP = 32
+"""Batches are padded to a multiple of this many rows (``pad_rows``)."""
+
+
+def pad_rows(x: Tensor, most: int) -> Tensor:
+    """(B, ...) -> (B', ...) with zero rows appended, B' = B rounded up to a multiple of
+    ``SHAPE_STEP`` (at most ``most``). oneDNN builds and caches its kernels for every input
+    shape it meets; a batch of each episode's length grew a process by ~11 MB an episode
+    (encode reached 3 GB at paper scale), padded ones take a few shapes. Outputs of the
+    first B rows are those of the unpadded batch up to float rounding (~1e-6)."""
+    b = len(x)
+    padded = min(max(most, b), -(-b // SHAPE_STEP) * SHAPE_STEP)
+    return x if padded == b else torch.cat([x, x.new_zeros((padded - b, *x.shape[1:]))])
+
+
 @torch.no_grad()
 def encode_frames(
     model: torch.nn.Module, frames: np.ndarray, batch_size: int, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 64, 64, 3) uint8 -> mu, logvar, each float32 (T, Z)."""
+    """(T, 64, 64, 3) uint8 -> mu, logvar, each float32 (T, Z); in batches of ``batch_size``
+    frames, the last one padded (``pad_rows``)."""
     mus, logvars = [], []
     for i in range(0, len(frames), batch_size):
-        mu, logvar = model.encode(frames_to_tensor(frames[i : i + batch_size]).to(device))
-        mus.append(mu.float().cpu().numpy())
-        logvars.append(logvar.float().cpu().numpy())
+        x = frames_to_tensor(frames[i : i + batch_size])
+        mu, logvar = model.encode(pad_rows(x, batch_size).to(device))
+        mus.append(mu[: len(x)].float().cpu().numpy())
+        logvars.append(logvar[: len(x)].float().cpu().numpy())
     return np.concatenate(mus), np.concatenate(logvars)

@@ -19,23 +19,19 @@ Without a manifest, encode checks each existing file against the current V: a fi
 another V, or one that does not say which V made it, is refused, naming the file.
 
 Encoding is deterministic (eval mode, posterior mean and log-variance, no sampling, float32).
-Frames are batched across episode ends (``encode_episodes``), so a resumed run, which batches
-the remaining episodes anew, can differ from an uninterrupted one in the last bits (~1e-6).
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from mdnworld.checkpoints import LATENT_FORMAT, latent_info, load_vae, read_latent_manifest
 from mdnworld.config import EncodeConfig
-from mdnworld.data.episodes import Episode, checked_episode_files, episode_info, load_episode
+from mdnworld.data.episodes import checked_episode_files, episode_info, load_episode
 from mdnworld.device import prepare_cpu, resolve_device
 from mdnworld.errors import ConflictError
 from mdnworld.io import atomic_write_json, remove_stale_temps, write_npz
@@ -62,9 +58,10 @@ def encode_run(run_dir: Path, cfg: EncodeConfig, log: Callable[[str], None] = pr
     )
     todo = [p for p in episodes if not run.latent(episode_index(p)).exists()]
     frames_done = 0
-    loaded = ((p, load_episode(p)) for p in todo)
     with tqdm(total=len(todo), desc="encode", unit="ep", dynamic_ncols=True) as bar:
-        for (p, ep), mu, logvar in encode_episodes(model, loaded, cfg.batch_size, device):
+        for p in todo:
+            ep = load_episode(p)
+            mu, logvar = encode_frames(model, ep.frames, cfg.batch_size, device)
             write_npz(
                 out / p.name,
                 {
@@ -84,69 +81,6 @@ def encode_run(run_dir: Path, cfg: EncodeConfig, log: Callable[[str], None] = pr
             )
     log(f"encode: {len(todo)} episode(s) encoded now, {len(run.latent_files())} in {out}")
     return len(todo)
-
-
-class _Rows:
-    """A first-in first-out queue of array rows: put (n, ...) arrays in, take exactly k rows."""
-
-    def __init__(self) -> None:
-        self.parts: deque[np.ndarray] = deque()
-        self.n = 0
-
-    def put(self, rows: np.ndarray) -> None:
-        self.parts.append(rows)
-        self.n += len(rows)
-
-    def take(self, k: int) -> np.ndarray:
-        out = []
-        while k > 0:
-            part = self.parts.popleft()
-            if len(part) > k:
-                part, rest = part[:k], part[k:]
-                self.parts.appendleft(rest)
-            out.append(part)
-            k -= len(part)
-            self.n -= len(part)
-        return np.concatenate(out)
-
-
-def encode_episodes(
-    model: torch.nn.Module,
-    episodes: Iterable[tuple[Path, Episode]],
-    batch_size: int,
-    device: torch.device,
-) -> Iterator[tuple[tuple[Path, Episode], np.ndarray, np.ndarray]]:
-    """Yield ``(item, mu, logvar)`` for each ``item = (path, episode)`` in order; mu and
-    logvar float32 (T, Z), the values ``encode_frames`` gives for that episode alone (to
-    float rounding: a frame's code does not depend on its batch, except that very small
-    batches can differ in the last bits, ~1e-6).
-
-    The frames go through V in batches of exactly ``batch_size`` that run across episode
-    ends (only the last batch is smaller): one input shape for the whole stage. oneDNN builds
-    and caches its kernels per input shape, and one shape per episode length grew encode's
-    memory by ~11 MB an episode, to 3 GB at paper scale (`benchmarks/stage_memory.py`).
-    """
-    frames, codes, waiting = _Rows(), _Rows(), deque()
-
-    def encode(n: int) -> None:
-        mu, logvar = encode_frames(model, frames.take(n), n, device)
-        codes.put(np.concatenate([mu, logvar], axis=1))
-
-    def finished() -> Iterator[tuple[tuple[Path, Episode], np.ndarray, np.ndarray]]:
-        while waiting and codes.n >= len(waiting[0][1]):
-            item = waiting.popleft()
-            mu, logvar = np.split(codes.take(len(item[1])), 2, axis=1)
-            yield item, np.ascontiguousarray(mu), np.ascontiguousarray(logvar)
-
-    for item in episodes:
-        waiting.append(item)
-        frames.put(item[1].frames)
-        while frames.n >= batch_size:
-            encode(batch_size)
-        yield from finished()
-    if frames.n:
-        encode(frames.n)
-    yield from finished()
 
 
 def _check_existing(run: RunLayout, vae_sha: str) -> None:
