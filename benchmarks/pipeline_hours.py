@@ -1,0 +1,120 @@
+"""Where the hours of `mdnworld pipeline` go on this machine (issue 20, goal 3: <= 6 h on 2 cores).
+
+    python benchmarks/pipeline_hours.py RUN_DIR [--models 5] [--jobs 2] [--patience 10] [--out F]
+
+Each stage's hours come from a measurement, named in the table's last column:
+- generate: RUN_DIR's ``stages.jsonl`` (the last finished ``generate`` on this machine);
+- train-vae: ``benchmarks/results/vae.json`` (the trainer's samples/s x 10 epochs of the
+  paper-scale training frames; a real run is resumed too often to time it in one piece);
+- encode, dream, analyze: ``benchmarks/results/stage_memory.json`` (paper scale, this machine);
+- train-rnn: RUN_DIR's Ms, read from their TensorBoard events: the median wall seconds between
+  two epoch ends of the same process over each M's last ``RECENT`` epochs (today's code; a
+  restart does not count), beside whatever else the machine ran then, times the
+  epochs each M trains: all of them for a finished M, at least ``best epoch + patience`` for
+  one still training (marked ">="); an M of the ``--models`` not started yet counts as the
+  mean of the others (marked "~"). The Ms train ``--jobs`` at a time: the sum is divided by it.
+Prints a table, writes --out (default benchmarks/results/pipeline_hours.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+from mdnworld.io import atomic_write_json
+from mdnworld.layout import RunLayout
+
+RESULTS = Path(__file__).parent / "results"
+TARGET_HOURS = 6.0
+RECENT = 20
+
+
+def epoch_ends(tb_dir: Path) -> list[list[tuple[int, float, float]]]:
+    """Per event file (one per process): (step, wall time, validation NLL) of every epoch end."""
+    files = []
+    for path in sorted(tb_dir.glob("events.out.tfevents.*")):
+        ends = []
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag == "val/nll_per_dim":
+                    ends.append((event.step, event.wall_time, float(value.tensor.float_val[0])))
+        files.append(ends)
+    return files
+
+
+def m_row(run: RunLayout, i: int, patience: int) -> dict:
+    """One M: epochs trained (or at least to come), best epoch, median seconds per epoch."""
+    files = epoch_ends(run.rnn_model_dir(i) / "tb")
+    seconds = [b[1] - a[1] for ends in files for a, b in zip(ends, ends[1:], strict=False)]
+    seconds = seconds[-RECENT:]  # files are in order of their start time
+    by_step = {step: val for ends in files for step, _, val in ends}  # a resume re-logs
+    curve = [by_step[s] for s in sorted(by_step)]
+    best_epoch = 1 + min(range(len(curve)), key=curve.__getitem__)
+    finished = run.rnn_meta(i).exists()
+    epochs = len(curve) if finished else max(len(curve), best_epoch + patience)
+    return {"model": i, "finished": finished, "epochs_logged": len(curve),
+            "best_epoch": best_epoch, "epochs": epochs,
+            "seconds_per_epoch": statistics.median(seconds)}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("run", type=Path, metavar="RUN_DIR", help="a paper-scale run on this machine")
+    ap.add_argument("--models", type=int, default=5, help="Ms the pipeline trains (rnn.models)")
+    ap.add_argument("--jobs", type=int, default=2, help="Ms trained at once (rnn.jobs)")
+    ap.add_argument("--patience", type=int, default=10, help="rnn.patience of the run")
+    ap.add_argument("--out", type=Path, default=RESULTS / "pipeline_hours.json")
+    args = ap.parse_args()
+    run = RunLayout(args.run)
+    logged = [json.loads(line) for line in run.stage_log.read_text().splitlines()]
+    vae = json.loads((RESULTS / "vae.json").read_text())
+    memory = json.loads((RESULTS / "stage_memory.json").read_text())["stages"]
+    ms = [m_row(run, i, args.patience) for i in run.rnn_logged()]
+    for i in range(len(ms), args.models):  # not started: as the mean of the others
+        ms.append({"model": i, "finished": False, "epochs_logged": 0, "assumed": True,
+                   **{k: statistics.mean(m[k] for m in ms[: len(ms)]) for k in ("epochs",
+                      "best_epoch", "seconds_per_epoch")}})  # fmt: skip
+    generate = [r for r in logged if r["stage"] == "generate" and r["finished"]][-1]
+    rnn_hours = sum(m["epochs"] * m["seconds_per_epoch"] for m in ms) / args.jobs / 3600
+    lower = any(not m["finished"] for m in ms)
+    stages = {
+        "generate": (generate["seconds"] / 3600, f"{run.stage_log.name} of {args.run}"),
+        "train-vae": (vae["paper_projection"]["hours"], "vae.json: trainer samples/s x 10 epochs"),
+        "encode": (memory["encode"]["seconds"] / 3600, "stage_memory.json"),
+        "train-rnn": (rnn_hours, f"{len(ms)} Ms' TensorBoard events, {args.jobs} at a time"
+                      + (" (some still training: a lower bound)" if lower else "")),
+        "dream": (memory["dream"]["seconds"] / 3600, "stage_memory.json"),
+        "analyze": (memory["analyze"]["seconds"] / 3600, "stage_memory.json"),
+    }  # fmt: skip
+    total = sum(h for h, _ in stages.values())
+    print(f"{'M':>3s} {'epochs':>7s} {'best':>5s} {'s/epoch':>8s}")
+    for m in ms:
+        mark = "~" if m.get("assumed") else "" if m["finished"] else ">="
+        print(f"{m['model']:3d} {mark + str(round(m['epochs'])):>7s} {m['best_epoch']:5.0f} "
+              f"{m['seconds_per_epoch']:8.0f}")  # fmt: skip
+    print(f"\n{'stage':10s} {'hours':>6s}  measured by")
+    for name, (hours, source) in stages.items():
+        print(f"{name:10s} {hours:6.2f}  {source}")
+    print(f"{'total':10s} {total:6.2f}{' (at least)' if lower else ''}  target {TARGET_HOURS}")
+    atomic_write_json(
+        args.out,
+        {
+            "run": str(args.run),
+            "jobs": args.jobs,
+            "patience": args.patience,
+            "models": ms,
+            "stages": {k: {"hours": h, "measured_by": s} for k, (h, s) in stages.items()},
+            "total_hours": total,
+            "total_is_lower_bound": lower,
+            "target_hours": TARGET_HOURS,
+        },
+    )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
