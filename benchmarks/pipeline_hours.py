@@ -83,7 +83,7 @@ def main() -> None:
     lower = any(not m["finished"] for m in ms)
     stages = {
         "generate": (generate["seconds"] / 3600, f"{run.stage_log.name} of {args.run}"),
-        "train-vae": (vae["paper_projection"]["hours"], "vae.json: trainer samples/s x 10 epochs"),
+        "train-vae": (vae["paper_projection"]["hours"], "vae.json: trainer samples/s, 10 epochs"),
         "encode": (memory["encode"]["seconds"] / 3600, "stage_memory.json"),
         "train-rnn": (rnn_hours, f"{len(ms)} Ms' TensorBoard events, {args.jobs} at a time"
                       + (" (some still training: a lower bound)" if lower else "")),
