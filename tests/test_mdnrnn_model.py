@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import distributions as D
 
+from mdnworld.device import autocast, cpu_has_native_bf16
 from mdnworld.models.mdnrnn import (
     LOG_SIGMA_MAX,
     LOG_SIGMA_MIN,
@@ -17,6 +18,7 @@ from mdnworld.models.mdnrnn import (
     mdn_nll,
     mixture_weights,
     parametrise_log_sigma,
+    run_lstm,
     sample_next,
 )
 
@@ -106,6 +108,29 @@ def test_step_matches_forward(mixture):
     first, mid = model(z[:, :4], a[:, :4])
     second, _ = model(z[:, 4:], a[:, 4:], mid)
     torch.testing.assert_close(torch.cat([first.mu, second.mu], 1), full.mu)
+
+
+@pytest.mark.parametrize("width", [65, 64])
+def test_run_lstm_is_the_lstm_itself(width):
+    """An odd input width is padded to an even one (oneDNN's bf16 kernels): the outputs, the
+    final state and every gradient are those of calling the LSTM, whose weights keep their
+    shape; under bf16 (where the CPU has it) the two agree to bf16 precision."""
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(width, 32, batch_first=True)
+    x = torch.randn(4, 7, width, requires_grad=True)
+    for state in (None, (torch.randn(1, 4, 32), torch.randn(1, 4, 32))):
+        results = []
+        for run in (lstm, lambda x, s: run_lstm(lstm, x, s)):
+            h, (h_n, c_n) = run(x, state)
+            loss = h.square().sum() + h_n.sum() + c_n.sum()
+            results.append((h, h_n, c_n, *torch.autograd.grad(loss, [x, *lstm.parameters()])))
+        for a, b in zip(*results, strict=True):
+            torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-5)
+    amp = "bf16" if cpu_has_native_bf16() else "none"
+    with torch.no_grad(), autocast(torch.device("cpu"), amp):
+        padded, _ = run_lstm(lstm, x)
+        plain, _ = lstm(x.detach())
+    torch.testing.assert_close(padded.float(), plain.float(), atol=3e-2, rtol=0)
 
 
 def test_log_sigma_parametrisation_is_bounded_and_smooth():
