@@ -100,13 +100,19 @@ def mixture_kind(out: MDNOutput) -> str:
     return "shared" if out.mu.dim() == out.logits.dim() + 1 else "per_dim"
 
 
-def run_lstm(lstm: nn.LSTM, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+def run_lstm(
+    lstm: nn.LSTM, x: Tensor, state: State | None = None, pad: bool | None = None
+) -> tuple[Tensor, State]:
     """``lstm(x, state)`` for a one-layer, batch-first ``lstm``; x (B, T, I) -> (h (B, T, H),
-    state). An odd input width I gets one more input that is always 0, with a weight column of
-    0: the same function and the same gradients, the stored weights keep their shape. oneDNN's
-    bf16 LSTM runs its AMX kernels only for an even width: at 65 (64 + 1 action) its forward
-    ran ~5x slower here (~215 against ~43 ms at batch 256 x 60 steps, one thread)."""
-    if x.shape[-1] % 2 == 0:
+    state). With ``pad`` (default: where autocast is on for x's device) an odd input width I
+    gets one more input that is always 0, with a weight column of 0: the same function and the
+    same gradients, and the stored weights keep their shape. oneDNN's bf16 LSTM runs its AMX
+    kernels only for an even width: at 65 (64 + 1 action) its forward ran ~5x slower here
+    (~215 against ~43 ms at batch 256 x 60 steps, one thread). In float32 the padding only
+    costs (+40 % at batch 1: a dream step), so it is off there."""
+    if pad is None:
+        pad = torch.is_autocast_enabled(x.device.type)
+    if not pad or x.shape[-1] % 2 == 0:
         return lstm(x, state)
     if state is None:
         zeros = x.new_zeros(1, x.shape[0], lstm.hidden_size)
