@@ -1,6 +1,7 @@
 """Where the hours of `mdnworld pipeline` go on this machine (issue 20, goal 3: <= 6 h on 2 cores).
 
-    python benchmarks/pipeline_hours.py RUN_DIR [--models 5] [--jobs 2] [--patience 10] [--out F]
+    python benchmarks/pipeline_hours.py RUN_DIR [--models 5] [--jobs 2] [--patience 10]
+                                        [--recent 20] [--out F]
 
 Each stage's hours come from a measurement, named in the table's last column:
 - generate: RUN_DIR's ``stages.jsonl`` (the last finished ``generate`` on this machine);
@@ -8,7 +9,7 @@ Each stage's hours come from a measurement, named in the table's last column:
   paper-scale training frames; a real run is resumed too often to time it in one piece);
 - encode, dream, analyze: ``benchmarks/results/stage_memory.json`` (paper scale, this machine);
 - train-rnn: RUN_DIR's Ms, read from their TensorBoard events: the median wall seconds between
-  two epoch ends of the same process over each M's last ``RECENT`` epochs (today's code; a
+  two epoch ends of the same process over each M's last ``--recent`` epochs (today's code; a
   restart does not count), beside whatever else the machine ran then, times the
   epochs each M trains: all of them for a finished M, at least ``best epoch + patience`` for
   one still training (marked ">="); an M of the ``--models`` not started yet counts as the
@@ -30,7 +31,6 @@ from mdnworld.layout import RunLayout
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_HOURS = 6.0
-RECENT = 20
 
 
 def epoch_ends(tb_dir: Path) -> list[list[tuple[int, float, float]]]:
@@ -46,11 +46,11 @@ def epoch_ends(tb_dir: Path) -> list[list[tuple[int, float, float]]]:
     return files
 
 
-def m_row(run: RunLayout, i: int, patience: int) -> dict:
+def m_row(run: RunLayout, i: int, patience: int, recent: int) -> dict:
     """One M: epochs trained (or at least to come), best epoch, median seconds per epoch."""
     files = epoch_ends(run.rnn_model_dir(i) / "tb")
     seconds = [b[1] - a[1] for ends in files for a, b in zip(ends, ends[1:], strict=False)]
-    seconds = seconds[-RECENT:]  # files are in order of their start time
+    seconds = seconds[-recent:]  # files are in order of their start time
     by_step = {step: val for ends in files for step, _, val in ends}  # a resume re-logs
     curve = [by_step[s] for s in sorted(by_step)]
     best_epoch = 1 + min(range(len(curve)), key=curve.__getitem__)
@@ -67,13 +67,14 @@ def main() -> None:
     ap.add_argument("--models", type=int, default=5, help="Ms the pipeline trains (rnn.models)")
     ap.add_argument("--jobs", type=int, default=2, help="Ms trained at once (rnn.jobs)")
     ap.add_argument("--patience", type=int, default=10, help="rnn.patience of the run")
+    ap.add_argument("--recent", type=int, default=20, help="epochs timed, the last of each M")
     ap.add_argument("--out", type=Path, default=RESULTS / "pipeline_hours.json")
     args = ap.parse_args()
     run = RunLayout(args.run)
     logged = [json.loads(line) for line in run.stage_log.read_text().splitlines()]
     vae = json.loads((RESULTS / "vae.json").read_text())
     memory = json.loads((RESULTS / "stage_memory.json").read_text())["stages"]
-    ms = [m_row(run, i, args.patience) for i in run.rnn_logged()]
+    ms = [m_row(run, i, args.patience, args.recent) for i in run.rnn_logged()]
     for i in range(len(ms), args.models):  # not started: as the mean of the others
         ms.append({"model": i, "finished": False, "epochs_logged": 0, "assumed": True,
                    **{k: statistics.mean(m[k] for m in ms[: len(ms)]) for k in ("epochs",
@@ -106,6 +107,7 @@ def main() -> None:
             "run": str(args.run),
             "jobs": args.jobs,
             "patience": args.patience,
+            "recent_epochs_timed": args.recent,
             "models": ms,
             "stages": {k: {"hours": h, "measured_by": s} for k, (h, s) in stages.items()},
             "total_hours": total,

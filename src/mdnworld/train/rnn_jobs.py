@@ -1,9 +1,9 @@
 """``rnn.jobs``: several Ms trained at once, each in a process of its own.
 
 Why: on a CPU, M's step is bound by the LSTM's small matrix products, which use a second
-thread poorly. On 2 cores, two 1-thread processes trained 1.16x the windows of one 2-thread
-process (1273 against 1098 windows/s, median of 4 rounds of ``benchmarks/rnn.py``; 1.3x in
-the sharp run's real training), and the paper trains five Ms.
+thread poorly. On 2 cores, two 1-thread processes trained 1.21x the windows of one 2-thread
+process (1915 against 1581 windows/s, median of 3 rounds of ``benchmarks/rnn.py``; 1.3x in
+the sharp run's real training before the LSTM's padding), and the paper trains five Ms.
 
 Each job is ``train_rnn`` for one model (``model_index = i``, ``models = 1``) with ``threads``
 = cores // jobs unless ``rnn.threads`` says otherwise, so a model's weights are those of a
