@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -58,11 +59,23 @@ def train_in_jobs(run_dir: Path, cfg: RNNConfig, train: TrainRNN) -> list[dict[s
                 raise f.exception()
         metas = [f.result()[0] for f in futures]
     except BaseException:  # a job failed, or Ctrl-C: stop the others now, not at their end
-        procs = dict(getattr(pool, "_processes", None) or {})
-        kill_workers(set(procs))
-        for proc in procs.values():
-            proc.join(timeout=10)
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop(pool)
         raise
     pool.shutdown()
     return metas
+
+
+def _stop(pool: ProcessPoolExecutor, seconds: float = 120.0) -> None:
+    """Kill every job process of ``pool`` and wait until each has died (a killed process can
+    take seconds to go on a loaded machine: a CI run beside two trainings once saw one still
+    alive after 10 s), then shut the pool down without waiting for its queue."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = {pid: p for pid, p in (getattr(pool, "_processes", None) or {}).items()
+                 if p.is_alive()}  # fmt: skip
+        if not alive:
+            break
+        kill_workers(set(alive))
+        for proc in alive.values():
+            proc.join(timeout=max(0.0, min(5.0, deadline - time.monotonic())))
+    pool.shutdown(wait=False, cancel_futures=True)
