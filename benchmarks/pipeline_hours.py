@@ -11,9 +11,10 @@ Each stage's hours come from a measurement, named in the table's last column:
 - train-rnn: RUN_DIR's Ms, read from their TensorBoard events: the median wall seconds between
   two epoch ends of the same process over each M's last ``--recent`` epochs (today's code; a
   restart does not count), beside whatever else the machine ran then, times the
-  epochs each M trains: all of them for a finished M, at least ``best epoch + patience`` for
-  one still training (marked ">="); an M of the ``--models`` not started yet counts as the
-  mean of the others (marked "~"). The Ms train ``--jobs`` at a time: the sum is divided by it.
+  epochs each M trains: all of them for a finished M; for one still training (or not started,
+  at the others' mean pace) at least ``best epoch + patience`` (marked ">="), or the finished
+  Ms' mean where that is more (marked "~"). The Ms train ``--jobs`` at a time: the sum is
+  divided by it.
 Prints a table, writes --out (default benchmarks/results/pipeline_hours.json).
 """
 
@@ -75,32 +76,39 @@ def main() -> None:
     vae = json.loads((RESULTS / "vae.json").read_text())
     memory = json.loads((RESULTS / "stage_memory.json").read_text())["stages"]
     ms = [m_row(run, i, args.patience, args.recent) for i in run.rnn_logged()]
-    for i in range(len(ms), args.models):  # not started: as the mean of the others
-        ms.append({"model": i, "finished": False, "epochs_logged": 0, "assumed": True,
-                   **{k: statistics.mean(m[k] for m in ms[: len(ms)]) for k in ("epochs",
-                      "best_epoch", "seconds_per_epoch")}})  # fmt: skip
+    pace = statistics.mean(m["seconds_per_epoch"] for m in ms)
+    ms += [{"model": i, "finished": False, "epochs_logged": 0, "best_epoch": None, "epochs": 0,
+            "seconds_per_epoch": pace} for i in range(len(ms), args.models)]  # fmt: skip
+    finished = [m["epochs"] for m in ms if m["finished"]]
+    for m in ms:  # an M still to finish: its lower bound, or the finished Ms' mean if larger
+        m["estimated"] = (
+            not m["finished"] and bool(finished) and statistics.mean(finished) > m["epochs"]
+        )
+        m["epochs"] = statistics.mean(finished) if m["estimated"] else m["epochs"]
     generate = [r for r in logged if r["stage"] == "generate" and r["finished"]][-1]
     rnn_hours = sum(m["epochs"] * m["seconds_per_epoch"] for m in ms) / args.jobs / 3600
-    lower = any(not m["finished"] for m in ms)
+    lower = any(not m["finished"] and not m["estimated"] for m in ms)
+    estimated = any(m["estimated"] for m in ms)
+    kind = " (at least)" if lower else " (estimated)" if estimated else ""
     stages = {
         "generate": (generate["seconds"] / 3600, f"{run.stage_log.name} of {args.run}"),
         "train-vae": (vae["paper_projection"]["hours"], "vae.json: trainer samples/s, 10 epochs"),
         "encode": (memory["encode"]["seconds"] / 3600, "stage_memory.json"),
-        "train-rnn": (rnn_hours, f"{len(ms)} Ms' TensorBoard events, {args.jobs} at a time"
-                      + (" (some still training: a lower bound)" if lower else "")),
+        "train-rnn": (rnn_hours, f"{len(ms)} Ms' TensorBoard events, {args.jobs} at a time{kind}"),
         "dream": (memory["dream"]["seconds"] / 3600, "stage_memory.json"),
         "analyze": (memory["analyze"]["seconds"] / 3600, "stage_memory.json"),
     }  # fmt: skip
     total = sum(h for h, _ in stages.values())
     print(f"{'M':>3s} {'epochs':>7s} {'best':>5s} {'s/epoch':>8s}")
     for m in ms:
-        mark = "~" if m.get("assumed") else "" if m["finished"] else ">="
-        print(f"{m['model']:3d} {mark + str(round(m['epochs'])):>7s} {m['best_epoch']:5.0f} "
+        mark = "" if m["finished"] else "~" if m["estimated"] else ">="
+        best = "-" if m["best_epoch"] is None else str(m["best_epoch"])
+        print(f"{m['model']:3d} {mark + str(round(m['epochs'])):>7s} {best:>5s} "
               f"{m['seconds_per_epoch']:8.0f}")  # fmt: skip
     print(f"\n{'stage':10s} {'hours':>6s}  measured by")
     for name, (hours, source) in stages.items():
         print(f"{name:10s} {hours:6.2f}  {source}")
-    print(f"{'total':10s} {total:6.2f}{' (at least)' if lower else ''}  target {TARGET_HOURS}")
+    print(f"{'total':10s} {total:6.2f}{kind}  target {TARGET_HOURS}")
     atomic_write_json(
         args.out,
         {
@@ -112,6 +120,7 @@ def main() -> None:
             "stages": {k: {"hours": h, "measured_by": s} for k, (h, s) in stages.items()},
             "total_hours": total,
             "total_is_lower_bound": lower,
+            "total_is_estimated": estimated,
             "target_hours": TARGET_HOURS,
         },
     )
