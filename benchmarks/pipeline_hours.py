@@ -4,13 +4,13 @@
                                         [--recent 20] [--out F]
 
 Each stage's hours come from a measurement, named in the table's last column:
-- generate: RUN_DIR's ``stages.jsonl`` (the last finished ``generate`` on this machine);
+- generate: RUN_DIR's ``stages.jsonl`` (``stage_log.stage_totals``: its runs on this machine);
 - train-vae: ``benchmarks/results/vae.json`` (the trainer's samples/s x 10 epochs of the
   paper-scale training frames; a real run is resumed too often to time it in one piece);
 - encode, dream, analyze: ``benchmarks/results/stage_memory.json`` (paper scale, this machine);
-- train-rnn: RUN_DIR's Ms, read from their TensorBoard events: the median wall seconds between
-  two epoch ends of the same process over each M's last ``--recent`` epochs (today's code; a
-  restart does not count), beside whatever else the machine ran then, times the
+- train-rnn: RUN_DIR's Ms: the median wall seconds between two epoch ends of the same process
+  over each M's last ``--recent`` epochs (from its TensorBoard events; today's code; a restart
+  does not count), beside whatever else the machine ran then, times the
   epochs each M trains: all of them for a finished M; for one still training (or not started,
   at the others' mean pace) at least ``best epoch + patience`` (marked ">="), or the finished
   Ms' mean where that is more (marked "~"). The Ms train ``--jobs`` at a time: the sum is
@@ -23,37 +23,36 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from mdnworld.io import atomic_write_json
 from mdnworld.layout import RunLayout
+from mdnworld.stage_log import machine, stage_totals
+
+sys.path.insert(0, str(Path(__file__).parent))
+from early_stopping import val_curve  # noqa: E402  (benchmarks/ is not a package)
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_HOURS = 6.0
 
 
-def epoch_ends(tb_dir: Path) -> list[list[tuple[int, float, float]]]:
-    """Per event file (one per process): (step, wall time, validation NLL) of every epoch end."""
-    files = []
-    for path in sorted(tb_dir.glob("events.out.tfevents.*")):
-        ends = []
-        for event in EventFileLoader(str(path)).Load():
-            for value in event.summary.value:
-                if value.tag == "val/nll_per_dim":
-                    ends.append((event.step, event.wall_time, float(value.tensor.float_val[0])))
-        files.append(ends)
-    return files
+def epoch_end_times(tb_dir: Path) -> list[list[float]]:
+    """Per event file (one per process, in order of start): wall times of its epoch ends."""
+    return [
+        [event.wall_time for event in EventFileLoader(str(path)).Load()
+         if any(v.tag == "val/nll_per_dim" for v in event.summary.value)]
+        for path in sorted(tb_dir.glob("events.out.tfevents.*"))
+    ]  # fmt: skip
 
 
 def m_row(run: RunLayout, i: int, patience: int, recent: int) -> dict:
     """One M: epochs trained (or at least to come), best epoch, median seconds per epoch."""
-    files = epoch_ends(run.rnn_model_dir(i) / "tb")
-    seconds = [b[1] - a[1] for ends in files for a, b in zip(ends, ends[1:], strict=False)]
-    seconds = seconds[-recent:]  # files are in order of their start time
-    by_step = {step: val for ends in files for step, _, val in ends}  # a resume re-logs
-    curve = [by_step[s] for s in sorted(by_step)]
+    files = epoch_end_times(run.rnn_model_dir(i) / "tb")
+    seconds = [b - a for ends in files for a, b in zip(ends, ends[1:], strict=False)][-recent:]
+    curve = val_curve(run, i)
     best_epoch = 1 + min(range(len(curve)), key=curve.__getitem__)
     finished = run.rnn_meta(i).exists()
     epochs = len(curve) if finished else max(len(curve), best_epoch + patience)
@@ -72,7 +71,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "pipeline_hours.json")
     args = ap.parse_args()
     run = RunLayout(args.run)
-    logged = [json.loads(line) for line in run.stage_log.read_text().splitlines()]
+    generate = stage_totals(run.root)["generate"]["by_machine"][machine()]
     vae = json.loads((RESULTS / "vae.json").read_text())
     memory = json.loads((RESULTS / "stage_memory.json").read_text())["stages"]
     ms = [m_row(run, i, args.patience, args.recent) for i in run.rnn_logged()]
@@ -85,7 +84,6 @@ def main() -> None:
             not m["finished"] and bool(finished) and statistics.mean(finished) > m["epochs"]
         )
         m["epochs"] = statistics.mean(finished) if m["estimated"] else m["epochs"]
-    generate = [r for r in logged if r["stage"] == "generate" and r["finished"]][-1]
     rnn_hours = sum(m["epochs"] * m["seconds_per_epoch"] for m in ms) / args.jobs / 3600
     lower = any(not m["finished"] and not m["estimated"] for m in ms)
     estimated = any(m["estimated"] for m in ms)
