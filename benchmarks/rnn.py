@@ -12,8 +12,8 @@ with ``rnn.compile``. Plus evaluation (no-grad) windows/s, 1 thread against all,
 ``train-rnn --jobs 2`` (two Ms at once in two processes, summed), the time and memory to hold
 paper-scale latents (2000 episodes x 300 frames) as windows and to draw a sampled-z epoch, the
 peak RSS, and the projected time per epoch at paper scale. Throughput does not depend on the
-values, so the latents are a synthetic random walk. Prints a table, writes
-benchmarks/results/rnn.json.
+values, so the latents are a synthetic random walk. Prints a table, writes --out (default
+benchmarks/results/rnn.json; the machine's record names its CPU: figures differ by CPU).
 """
 
 from __future__ import annotations
@@ -37,7 +37,16 @@ import numpy as np
 import torch
 
 from mdnworld.data.sequences import SequenceData, n_windows
-from mdnworld.device import autocast, compiled, prepare_cpu, resolve_amp, resolve_compile
+from mdnworld.device import (
+    autocast,
+    compiled,
+    cpu_flags,
+    cpu_has_native_bf16,
+    cpu_model,
+    prepare_cpu,
+    resolve_amp,
+    resolve_compile,
+)
 from mdnworld.models.mdnrnn import MDNRNNArch, StandardisedMDNRNN, mdn_loss
 from mdnworld.train.rnn import head_losses
 
@@ -273,6 +282,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0, help="timed seconds per setting")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads; 0 = one per core")
+    ap.add_argument("--out", type=Path, default=RESULTS, help=f"JSON to write (default: {RESULTS})")
     args = ap.parse_args()
     # This process keeps glibc's default heap, as the peer's code runs; train-rnn's own setting
     # (prepare_cpu: the freed heap kept) is timed in processes of its own (measure_jobs)
@@ -361,6 +371,9 @@ def main() -> None:
             "torch": torch.__version__,
             "platform": platform.platform(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_model": cpu_model(),
+            "native_bf16": cpu_has_native_bf16(),
+            "amx": "amx_bf16" in cpu_flags(),
             "loadavg_at_start": load0,
             "loadavg_at_end": os.getloadavg(),
         },
@@ -385,11 +398,11 @@ def main() -> None:
         "peak_rss_mb_training": rss_training,
         "peak_rss_mb": peak_rss_mb(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
-        RESULTS.unlink()
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+        args.out.unlink()
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ Measures, on real generated episodes (cached in ~/.cache/mdnworld-bench):
 - peak RSS of the trainer (in a child process) on a small and a large data set: flat memory
   means the data set is streamed, not loaded;
 - the projected wall time of the paper-scale run (2000 episodes, 10 epochs).
-Prints a table and writes benchmarks/results/vae.json.
+Prints a table and writes --out (default benchmarks/results/vae.json; the record names the CPU).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import torch
 from mdnworld.config import GenerateConfig, VAEConfig
 from mdnworld.data.episodes import episode_files, load_episode
 from mdnworld.data.generate import generate
-from mdnworld.device import cpu_has_native_bf16, resolve_amp
+from mdnworld.device import cpu_flags, cpu_has_native_bf16, cpu_model, resolve_amp
 from mdnworld.layout import RunLayout
 from mdnworld.logs import read_log
 from mdnworld.models.vae import VAE, VAEArch, encode_frames, frames_to_tensor, vae_loss
@@ -119,6 +119,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=60)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=3, help="peer/ours/trainer rounds")
+    ap.add_argument("--out", type=Path, default=RESULTS, help=f"JSON to write (default: {RESULTS})")
     args = ap.parse_args()
     # The bare loops run here with glibc's default heap, as the peer's code and a loop someone
     # writes would; the trainer (a child process) sets itself up with device.prepare_cpu
@@ -188,6 +189,8 @@ def main() -> None:
             "torch_threads": threads,
             "torch": torch.__version__,
             "native_bf16": cpu_has_native_bf16(),
+            "cpu_model": cpu_model(),
+            "amx": "amx_bf16" in cpu_flags(),
         },
         "batch_size": 100,
         "amp_auto": amp,
@@ -214,9 +217,9 @@ def main() -> None:
         "maxrss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "default_config": VAEConfig().__dict__,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

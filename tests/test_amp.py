@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mdnworld.device import autocast, cpu_has_native_bf16, resolve_amp
+from mdnworld.device import autocast, cpu_has_native_bf16, cpu_model, resolve_amp
 from mdnworld.errors import ConfigError
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch, mdn_loss
 from mdnworld.models.vae import VAE, VAEArch, vae_loss
@@ -29,6 +29,14 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path: Path, flags: str, nati
     info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
     assert cpu_has_native_bf16(str(info)) is native
     assert cpu_has_native_bf16(str(tmp_path / "absent")) is False  # not Linux: no bf16
+
+
+def test_the_cpu_model_is_read_from_cpuinfo(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n")
+    assert cpu_model(str(info)) == "AMD EPYC"
+    info.write_text("processor\t: 0\nflags\t\t: fpu\n")  # no model name: the platform's
+    assert cpu_model(str(info)) == cpu_model(str(tmp_path / "absent")) != ""
 
 
 def test_auto_follows_the_cpu_and_explicit_choices_win(monkeypatch: pytest.MonkeyPatch) -> None:

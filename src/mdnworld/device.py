@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import platform
 import shutil
 import warnings
 from collections.abc import Callable, Iterator
@@ -54,14 +55,35 @@ without, PyTorch emulates bf16 ~20-30x slower."""
 
 
 @functools.cache
-def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True when the CPU's flags (read at run time, once) include one of NATIVE_BF16_FLAGS."""
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's flags as ``/proc/cpuinfo`` lists them (read at run time, once); empty where
+    there is no such file (not Linux)."""
     try:
         text = Path(cpuinfo).read_text()
-    except OSError:  # not Linux: no way to tell, so no bf16
-        return False
-    flags = {f for line in text.splitlines() if line.startswith("flags") for f in line.split()}
-    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+    except OSError:
+        return frozenset()
+    lines = (line for line in text.splitlines() if line.startswith("flags"))
+    return frozenset(flag for line in lines for flag in line.split())
+
+
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True when the CPU's flags include one of NATIVE_BF16_FLAGS (no flags known: False)."""
+    return any(flag in cpu_flags(cpuinfo) for flag in NATIVE_BF16_FLAGS)
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name ("AMD EPYC", "Intel(R) Xeon(R) ..."), or the platform's machine
+    ("x86_64") where ``/proc/cpuinfo`` does not say: benchmarks record which CPU they ran on,
+    since the same code runs at very different speeds on CPUs with and without AMX."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return platform.machine()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            return value.strip()
+    return platform.machine()
 
 
 def resolve_amp(device: torch.device, amp: str) -> str:
