@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import multiprocessing as mp
+import os
 import shutil
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from mdnworld.layout import RunLayout
 from mdnworld.logs import read_log
 from mdnworld.models.mdnrnn import MDNRNNArch, StandardisedMDNRNN, mdn_nll
 from mdnworld.pipeline import STAGES
+from mdnworld.train import rnn_jobs
 from mdnworld.train.rnn import evaluate, load_rnn_data, train_rnn
 
 QUIET = {"log": lambda s: None}
@@ -180,6 +182,39 @@ def test_a_failed_job_stops_the_others(encoded: Path, tmp_path: Path) -> None:
         train_rnn(run, cfg, **QUIET)
     assert not mp.active_children()  # both jobs are gone
     assert not (model_dir(run, 0) / "model.json").exists()
+
+
+@pytest.mark.slow
+def test_a_job_left_alone_takes_the_idle_cores(
+    monkeypatch: pytest.MonkeyPatch, encoded: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    """rnn.threads = 0: cores // (models unfinished, at most jobs) threads at each epoch start,
+    and only in a job process; on a real run of three Ms in two jobs, the third trains on
+    both cores once the others are done."""
+    threads, lines = torch.get_num_threads(), []
+    rnn_jobs.use_idle_cores(lines.append, "M")  # not a job process: nothing
+    unfinished = mp.get_context("spawn").Value("i", 3)
+    monkeypatch.setattr(rnn_jobs, "_share", (unfinished, 2))
+    monkeypatch.setattr(rnn_jobs.os, "cpu_count", lambda: 4)
+    try:
+        torch.set_num_threads(2)
+        rnn_jobs.use_idle_cores(lines.append, "M")  # 3 unfinished, 2 at once: 4 // 2
+        assert torch.get_num_threads() == 2 and lines == []
+        unfinished.value = 1
+        rnn_jobs.use_idle_cores(lines.append, "M")
+        rnn_jobs.use_idle_cores(lines.append, "M")  # no change: no line
+        assert torch.get_num_threads() == 4
+        assert lines == ["M: 4 threads from now on (the other jobs are done)"]
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.undo()
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: nothing to share")
+    run = _copy_latents(encoded, tmp_path / "run")
+    cfg = _cfg(hidden=16, epochs=8, models=3, jobs=2, threads=0)
+    assert len(train_rnn(run, cfg, **QUIET)) == 3
+    out = capfd.readouterr().out
+    assert f"model_2: {os.cpu_count()} threads from now on" in out
 
 
 def _copy_latents(src: Path, dest: Path, zdim: int | None = None) -> Path:

@@ -2,17 +2,17 @@
 
 Read top to bottom: check the latents (size, VAE), split whole episodes, cut windows, fit the
 baseline, then per model: restore a checkpoint if there is one, the loop (Adam on the mixture
-NLL, + the done/reward heads if any), and at every epoch end validation, the best weights so
-far and a checkpoint, plus a checkpoint every ``checkpoint_every`` steps or
-``checkpoint_minutes`` minutes. Training ends after ``epochs`` epochs or ``patience`` epochs
-without a new best validation NLL; the final weights are the best epoch's.
+NLL, + the done/reward heads if any), at every epoch end validation, the best weights so far
+and a checkpoint (also every ``checkpoint_every`` steps or ``checkpoint_minutes`` minutes).
+It ends after ``epochs`` epochs or ``patience`` epochs without a new best validation NLL; the
+final weights are the best epoch's.
 
 What it reports (per epoch in the log, at the end on screen and in ``model.json``): NLL per
 step and latent dim (nats/dim) on the validation windows and a fixed subset of training
 windows, beside the random-walk baseline z_{t+1} ~ N(z_t, sigma^2) (per-dim sigma fitted on
 the training windows): below it, M learned more than "nothing moves"; the mean entropy of pi
 and each component's share of the steps where it leads, so a collapsed mixture shows.
-Evaluation uses mu, or with ``z_source="sample"`` one fixed sample (the training objective).
+Evaluation uses mu, or with ``z_source="sample"`` one fixed sample (the training objective);
 ``init`` starts from another M's weights instead of random ones (``mdnworld iterate``).
 
 Standardisation (``standardise``, on by default): M is a ``StandardisedMDNRNN`` fed and
@@ -23,11 +23,11 @@ the resumable loop (batch order, checkpoints, the stop hook): train/loop.py.
 Exact resume: epoch e's batch order and sampled latents come from (seed, e), evaluation is
 deterministic; a checkpoint holds weights, Adam, the step and the early-stopping state, and the
 best weights are a file of their own: stopped anywhere and resumed, a run ends with the
-weights of one that never stopped (on the same device, thread count and compile setting).
+weights of one that never stopped (on the same device, thread count and compile setting; a
+job left alone takes idle cores unless ``threads`` is set: train/rnn_jobs.py).
 
 Files under ``RUN_DIR/rnn/``: ``split.json``; per model ``model_<i>/``: ``checkpoint.*``,
-``best.{safetensors,json}``, ``model.{safetensors,json}`` (final), ``log.jsonl``, ``tb/``.
-"""
+``best.{safetensors,json}``, ``model.{safetensors,json}`` (final), ``log.jsonl``, ``tb/``."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch, StandardisedMDNRNN, mdn_l
 from mdnworld.records import rnn_meta
 from mdnworld.train.loop import EarlyStopping, Stopped, TrainLoop
 from mdnworld.train.rnn_data import RNNData, load_rnn_data
-from mdnworld.train.rnn_jobs import train_in_jobs
+from mdnworld.train.rnn_jobs import train_in_jobs, use_idle_cores
 
 
 def model_indices(cfg: RNNConfig) -> list[int]:
@@ -265,6 +265,7 @@ def _train_one(
     started = time.monotonic()
     with closing(Logger(run.rnn_model_dir(index), resume_step=loop.step)) as logger:
         for epoch in loop.epochs(checkpoint, stop_when=stopping.done):
+            use_idle_cores(log, f"train-rnn model_{index}")  # other jobs done: their cores
             z = data.train.epoch_latents(cfg.z_source, seed, epoch.index)
             for ids in loop.steps(epoch.batch_ids):
                 zt, at, zn, done, reward = _tensors(data.train.batch(ids, z), device)
@@ -345,12 +346,11 @@ def _end_of_epoch(
     }
     row.update({f"val/{k}": v[k] for k in ("done_bce", "reward_mse") if k in v})
     logger.log(loop.step, **row)
-    bad = stopping.bad_epochs
     loop.write(
         f"{loop.desc}: epoch {epoch}  NLL/dim val {v['nll_per_dim']:.4f} "
         f"(baseline {data.baseline_val:.4f})  train {t['nll_per_dim']:.4f} "
         f"(baseline {data.baseline_train:.4f})  pi entropy {v['pi_entropy']:.3f}"
-        + ("  *best" if bad == 0 else f"  ({bad} without gain)")
+        + ("  *best" if stopping.bad_epochs == 0 else f"  ({stopping.bad_epochs} without gain)")
     )
 
 

@@ -10,6 +10,12 @@ Each job is ``train_rnn`` for one model (``model_index = i``, ``models = 1``) wi
 one-model run with that thread count: checkpoints, resume and files are unchanged, and a
 stopped run resumes with any ``jobs``. Jobs die with the parent (``procs``), a failed job stops
 the others, and each job draws its progress bar on a line of its own.
+
+Idle cores: five Ms in two jobs leave the last one training alone on one of two cores for its
+whole run. With ``rnn.threads = 0`` each job calls ``use_idle_cores()`` at every epoch's start
+and takes cores // (jobs still unfinished, at most ``jobs``) threads, so the last M trains on
+both cores once the others are done (its weights are then those of a run that changed its
+thread count at that epoch; an explicit ``rnn.threads`` keeps it fixed).
 """
 
 from __future__ import annotations
@@ -23,18 +29,51 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from mdnworld.config import RNNConfig
 from mdnworld.procs import kill_workers, prepare_worker_process
 
 TrainRNN = Callable[[Path, RNNConfig], list[dict[str, Any]]]
 
 
-def _init_job(slots: Any) -> None:
+_share: tuple[Any, int] | None = None
+"""In a job process whose threads ``rnn.jobs`` chose: (the shared count of models not yet
+finished, ``jobs``); None elsewhere."""
+
+
+def _init_job(slots: Any, unfinished: Any, jobs: int, share: bool) -> None:
     """A job's process: dies with the parent; takes the next free line for its tqdm bar."""
+    global _share
     prepare_worker_process()
     with slots.get_lock():
         os.environ["TQDM_POSITION"] = str(slots.value)  # tqdm reads TQDM_* defaults
         slots.value += 1
+    _share = (unfinished, jobs) if share else None
+
+
+def _job(train: TrainRNN, run_dir: Path, cfg: RNNConfig) -> list[dict[str, Any]]:
+    """``train(run_dir, cfg)`` in a job process, then one model fewer left unfinished."""
+    try:
+        return train(run_dir, cfg)
+    finally:
+        if _share is not None:
+            with _share[0].get_lock():
+                _share[0].value -= 1
+
+
+def use_idle_cores(log: Callable[[str], None], name: str) -> None:
+    """In a job process sharing the cores (``rnn.threads = 0``): set torch's threads to cores
+    // (models still unfinished, at most ``jobs``), and log a change. Elsewhere nothing. Call
+    it where a thread change is harmless (an epoch's start): OpenMP takes it for the calling
+    thread only."""
+    if _share is None:
+        return
+    unfinished, jobs = _share
+    threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, unfinished.value)))
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+        log(f"{name}: {threads} threads from now on (the other jobs are done)")
 
 
 def train_in_jobs(run_dir: Path, cfg: RNNConfig, train: TrainRNN) -> list[dict[str, Any]]:
@@ -45,12 +84,13 @@ def train_in_jobs(run_dir: Path, cfg: RNNConfig, train: TrainRNN) -> list[dict[s
     threads = cfg.threads or max(1, (os.cpu_count() or 1) // cfg.jobs)
     one = {"models": 1, "jobs": 1, "threads": threads}
     ctx = mp.get_context("spawn")  # a fresh interpreter: no forked torch threads
-    slots = ctx.Value("i", 0)
+    slots, unfinished = ctx.Value("i", 0), ctx.Value("i", cfg.models)
     jobs = min(cfg.jobs, cfg.models)
-    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_job, initargs=(slots,))
+    init = (slots, unfinished, jobs, cfg.threads == 0)
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_job, initargs=init)
     try:
         futures = [
-            pool.submit(train, Path(run_dir), dataclasses.replace(cfg, model_index=i, **one))
+            pool.submit(_job, train, Path(run_dir), dataclasses.replace(cfg, model_index=i, **one))
             for i in indices
         ]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # all, or up to the first error
