@@ -1,13 +1,14 @@
 """Where the hours of `mdnworld pipeline` go on this machine (issue 20, goal 3: <= 6 h on 2 cores).
 
     python benchmarks/pipeline_hours.py RUN_DIR [--models 5] [--jobs 2] [--patience 10]
-                                        [--recent 20] [--out F]
+                                        [--recent 20] [--vae F] [--memory F] [--out F]
 
 Each stage's hours come from a measurement, named in the table's last column:
 - generate: RUN_DIR's ``stages.jsonl`` (``stage_log.stage_totals``: its runs on this machine);
-- train-vae: ``benchmarks/results/vae.json`` (the trainer's samples/s x 10 epochs of the
-  paper-scale training frames; a real run is resumed too often to time it in one piece);
-- encode, dream, analyze: ``benchmarks/results/stage_memory.json`` (paper scale, this machine);
+- train-vae: ``--vae`` (default ``benchmarks/results/vae.json``: the trainer's samples/s x 10
+  epochs of the paper-scale training frames; a real run is resumed too often to time it whole);
+- encode, dream, analyze: ``--memory`` (default ``benchmarks/results/stage_memory.json``: paper
+  scale; both files must come from this machine, as the run);
 - train-rnn: RUN_DIR's Ms: the median wall seconds between two epoch ends of the same process
   over each M's last ``--recent`` epochs (from its TensorBoard events; today's code; a restart
   does not count), beside whatever else the machine ran then, times the
@@ -68,12 +69,15 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="Ms trained at once (rnn.jobs)")
     ap.add_argument("--patience", type=int, default=10, help="rnn.patience of the run")
     ap.add_argument("--recent", type=int, default=20, help="epochs timed, the last of each M")
+    ap.add_argument("--vae", type=Path, default=RESULTS / "vae.json", help="benchmarks/vae.py's")
+    ap.add_argument("--memory", type=Path, default=RESULTS / "stage_memory.json",
+                    help="benchmarks/stage_memory.py's (encode, dream, analyze)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=RESULTS / "pipeline_hours.json")
     args = ap.parse_args()
     run = RunLayout(args.run)
     generate = stage_totals(run.root)["generate"]["by_machine"][machine()]
-    vae = json.loads((RESULTS / "vae.json").read_text())
-    memory = json.loads((RESULTS / "stage_memory.json").read_text())["stages"]
+    vae = json.loads(args.vae.read_text())
+    memory = json.loads(args.memory.read_text())["stages"]
     ms = [m_row(run, i, args.patience, args.recent) for i in run.rnn_logged()]
     pace = statistics.mean(m["seconds_per_epoch"] for m in ms)
     ms += [{"model": i, "finished": False, "epochs_logged": 0, "best_epoch": None, "epochs": 0,
@@ -90,11 +94,11 @@ def main() -> None:
     kind = " (at least)" if lower else " (estimated)" if estimated else ""
     stages = {
         "generate": (generate["seconds"] / 3600, f"{run.stage_log.name} of {args.run}"),
-        "train-vae": (vae["paper_projection"]["hours"], "vae.json: trainer samples/s, 10 epochs"),
-        "encode": (memory["encode"]["seconds"] / 3600, "stage_memory.json"),
+        "train-vae": (vae["paper_projection"]["hours"], f"{args.vae.name}: samples/s, 10 epochs"),
+        "encode": (memory["encode"]["seconds"] / 3600, args.memory.name),
         "train-rnn": (rnn_hours, f"{len(ms)} Ms' TensorBoard events, {args.jobs} at a time{kind}"),
-        "dream": (memory["dream"]["seconds"] / 3600, "stage_memory.json"),
-        "analyze": (memory["analyze"]["seconds"] / 3600, "stage_memory.json"),
+        "dream": (memory["dream"]["seconds"] / 3600, args.memory.name),
+        "analyze": (memory["analyze"]["seconds"] / 3600, args.memory.name),
     }  # fmt: skip
     total = sum(h for h, _ in stages.values())
     print(f"{'M':>3s} {'epochs':>7s} {'best':>5s} {'s/epoch':>8s}")
