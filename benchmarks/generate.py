@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from mdnworld.config import GenerateConfig
 from mdnworld.data.generate import generate, play, to_episode
+from mdnworld.device import cpu_model
 from mdnworld.env import RandomRepeatPolicy, TakeCoverEnv, action_to_buttons, make_game
 from mdnworld.layout import RunLayout
 
@@ -138,14 +138,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--resolution", default=GenerateConfig.resolution)
     ap.add_argument("--truth-only", action="store_true", help="only the truth on/off loop cost")
+    ap.add_argument("--out", type=Path, help=f"default: {RESULTS.name} / {TRUTH_RESULTS.name}")
     args = ap.parse_args()
     if args.truth_only:
         result = {"resolution": args.resolution, "episodes_per_run": args.episodes,
                   "repeats": args.repeats, **truth_cost(args.episodes, args.resolution,
                                                           args.repeats)}  # fmt: skip
-        TRUTH_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        TRUTH_RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {TRUTH_RESULTS}")
+        out = args.out or TRUTH_RESULTS
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
         return
 
     keys = ("raw_nf", "raw", "g1", "g1s", "g2", "g2s", "g1t")
@@ -178,7 +180,7 @@ def main() -> None:
     for name, rate, ratio in rows:
         print(f"{name:44s} {rate:10.0f} {ratio:7.2f}")
     result = {
-        "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine()},
+        "machine": {"cpus": os.cpu_count(), "cpu": cpu_model()},
         "resolution": args.resolution,
         "episodes_per_run": args.episodes,
         "repeats": args.repeats,
@@ -224,9 +226,10 @@ def main() -> None:
         f"random policy: {lengths.mean():.1f} ± {lengths.std():.1f} steps over {len(lengths)} "
         "episodes (World Models: 210 ± 108)"
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    out = args.out or RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
