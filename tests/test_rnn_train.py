@@ -322,8 +322,8 @@ def test_max_minutes_stops_at_an_epoch_end_and_keeps_the_best(
 @pytest.mark.slow
 def test_init_starts_from_given_weights(trained, tmp_path: Path) -> None:
     """rnn.init (iterate's fine-tuning): one epoch from the trained M stays near its NLL and
-    keeps its standardisation, where one epoch from random weights does not; a file of
-    another architecture is refused, naming it."""
+    keeps its standardisation, where one epoch from random weights does not; a run directory
+    as init gives the same; a file of another architecture is refused, naming it."""
     run, meta, _ = trained
     init = RunLayout(run).rnn_model(0)
     warm = _copy_latents(run, tmp_path / "warm")
@@ -337,6 +337,9 @@ def test_init_starts_from_given_weights(trained, tmp_path: Path) -> None:
     b, _ = load_weights(RunLayout(warm).rnn_model(0))
     names = [k for k in a if "shift" in k or "scale" in k]
     assert names and all(torch.equal(a[k], b[k]) for k in names)
+    folder = _copy_latents(run, tmp_path / "folder")  # a run directory: model i from its M i
+    (fmeta,) = train_rnn(folder, _cfg(epochs=1, init=str(run)), **QUIET)
+    assert fmeta["metrics"] == wmeta["metrics"]
     other = _copy_latents(run, tmp_path / "other")
     with pytest.raises(CheckpointError, match="rnn.init has architecture") as e:
         train_rnn(other, _cfg(epochs=1, hidden=32, init=str(init)), **QUIET)

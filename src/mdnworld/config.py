@@ -173,9 +173,9 @@ class RNNConfig:
     seed: int = 0
     """Model i uses seed + i (initial weights, batch order, samples)."""
     init: str = ""
-    """Start from these weights instead of random ones: an M's model.safetensors of the same
-    architecture and latent size (``mdnworld iterate`` fine-tunes the previous round's M this
-    way); its standardisation and done bias are kept. Empty = random weights."""
+    """Start from an M's weights (same architecture and latent size; standardisation and done
+    bias kept) instead of random ones: a model.safetensors for every model, or a folder (shipped
+    models' rnn/, or a run directory) where model i starts from its own M i. Empty = random."""
     model_index: int = 0
     """First model to train; it goes to RUN_DIR/rnn/model_<index>/."""
     models: int = 1

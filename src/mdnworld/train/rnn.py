@@ -45,7 +45,6 @@ import torch
 import torch.nn.functional as F
 
 from mdnworld.checkpoints import (
-    load_checkpoint,
     load_state_strict,
     load_weights,
     save_checkpoint,
@@ -61,8 +60,8 @@ from mdnworld.device import (
     resolve_compile,
     resolve_device,
 )
-from mdnworld.errors import CheckpointError, ConfigError
-from mdnworld.io import atomic_write_json, read_json, remove_stale_temps
+from mdnworld.errors import ConfigError
+from mdnworld.io import atomic_write_json, remove_stale_temps
 from mdnworld.layout import RunLayout
 from mdnworld.logs import Logger
 from mdnworld.models.mdnrnn import MDNRNN, MDNRNNArch, StandardisedMDNRNN, mdn_loss, mdn_nll
@@ -70,6 +69,7 @@ from mdnworld.records import rnn_meta
 from mdnworld.train.loop import EarlyStopping, Stopped, TrainLoop
 from mdnworld.train.rnn_data import RNNData, load_rnn_data
 from mdnworld.train.rnn_jobs import train_in_jobs, use_idle_cores
+from mdnworld.train.rnn_start import init_file, resume, warm_start
 
 
 def model_indices(cfg: RNNConfig) -> list[int]:
@@ -143,11 +143,12 @@ def _arch(cfg: RNNConfig, latent_dim: int) -> MDNRNNArch:
 
 
 def _build(
-    cfg: RNNConfig, data: RNNData, seed: int, device: torch.device
+    cfg: RNNConfig, data: RNNData, index: int, device: torch.device
 ) -> tuple[StandardisedMDNRNN, torch.optim.Optimizer, float]:
-    """M seeded by ``seed`` (standardised by the training latents, its done head starting at
-    the death rate per step), its Adam, and the done head's positive weight."""
-    torch.manual_seed(seed)
+    """M ``index`` seeded by ``seed + index`` (standardised by the training latents, its done
+    head starting at the death rate per step; or ``init``'s), its Adam, and the done head's
+    positive weight."""
+    torch.manual_seed(cfg.seed + index)
     model = StandardisedMDNRNN(_arch(cfg, data.latent_dim))
     model.set_standardisation(data.shift, data.scale)
     pos_weight, done_bias = done_balance(data.train)
@@ -157,69 +158,9 @@ def _build(
         with torch.no_grad():
             model.done.bias.fill_(done_bias)
     if cfg.init:
-        _warm_start(model, Path(cfg.init))
+        warm_start(model, init_file(Path(cfg.init), index))
     model.to(device)
     return model, torch.optim.Adam(model.parameters(), lr=cfg.lr), pos_weight
-
-
-def _warm_start(model: StandardisedMDNRNN, path: Path) -> None:
-    """``rnn.init``'s weights (its standardisation and done bias too) into ``model``."""
-    tensors, meta = load_weights(path)
-    if meta.get("arch") != dataclasses.asdict(model.arch):
-        raise CheckpointError(
-            f"{path}: rnn.init has architecture {meta.get('arch')}, the config gives "
-            f"{dataclasses.asdict(model.arch)}"
-        )
-    load_state_strict(model, tensors, path)
-
-
-def _check_resume(path: Path, saved: dict, now: dict) -> None:
-    """A checkpoint must come from the same data and architecture; the message names it."""
-    if saved.get("latent_dim") != now["latent_dim"]:
-        raise CheckpointError(
-            f"{path}: trained on latents of size {saved.get('latent_dim')}, the run's latents "
-            f"have size {now['latent_dim']}; use a new run dir or delete {path.parent}"
-        )
-    if saved.get("arch") != now["arch"]:
-        raise CheckpointError(
-            f"{path}: saved with architecture {saved.get('arch')}, the config now gives "
-            f"{now['arch']}; use a new run dir or delete {path.parent}"
-        )
-    for key, what in (
-        ("vae_sha256", "the latents were re-encoded by another VAE"),
-        ("train_windows", "the training windows changed"),
-        ("steps_per_epoch", "the steps per epoch changed"),
-    ):
-        if saved.get(key) != now[key]:
-            raise CheckpointError(
-                f"{path}: {what} since this checkpoint ({key} {saved.get(key)!r} -> "
-                f"{now[key]!r}); use a new run dir or delete {path.parent}"
-            )
-
-
-def _resume(
-    ckpt: Path,
-    ident: dict[str, Any],
-    model: StandardisedMDNRNN,
-    opt: torch.optim.Optimizer,
-    loop: TrainLoop,
-    stopping: EarlyStopping,
-) -> bool:
-    """Restore weights, Adam state, the step and the early-stopping state from ``ckpt`` if
-    there is one (after checking it fits the data and architecture); True if it did."""
-    path = ckpt.with_suffix(".json")
-    if not path.exists():
-        return False
-    try:
-        saved = read_json(path)["meta"]
-    except (KeyError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a valid checkpoint ({e})") from None
-    _check_resume(path, saved, ident)
-    saved = load_checkpoint(ckpt, model, opt)
-    loop.step = saved["step"]
-    stopping.best_val, stopping.best_epoch = saved["best_val"], saved["best_epoch"]
-    stopping.bad_epochs = saved["bad_epochs"]
-    return True
 
 
 def _train_one(
@@ -234,7 +175,7 @@ def _train_one(
     """Train model ``index``: its final meta, and the steps this call took. Raises
     ``Stopped`` when ``stop_after_steps`` ran out (a kill)."""
     seed = cfg.seed + index
-    model, opt, pos_weight = _build(cfg, data, seed, device)
+    model, opt, pos_weight = _build(cfg, data, index, device)
     arch = model.arch
     loop = TrainLoop(
         cfg,
@@ -255,7 +196,7 @@ def _train_one(
     amp = resolve_amp(device, cfg.amp)
     pos_weight_t = torch.tensor(pos_weight, device=device)  # a tensor: no recompile per value
     ckpt = run.rnn_checkpoint(index)
-    if _resume(ckpt, ident, model, opt, loop, stopping):
+    if resume(ckpt, ident, model, opt, loop, stopping):
         log(f"train-rnn model_{index}: resumed from step {loop.step} (epoch {loop.epochs_done})")
 
     def checkpoint(step: int) -> None:
