@@ -192,6 +192,7 @@ class _Pipeline:
     cfg_file: Path
     run: Path
     second: subprocess.CompletedProcess
+    until: subprocess.CompletedProcess  # a third run, `--until encode`
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +217,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> _Pipeline:
     first = subprocess.run(cmd, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     second = subprocess.run(cmd, capture_output=True, text=True)
-    return _Pipeline(tmp_path, cfg_file, tmp_path / "run", second)
+    until = subprocess.run([*cmd, "--until", "encode"], capture_output=True, text=True)
+    return _Pipeline(tmp_path, cfg_file, tmp_path / "run", second, until)
 
 
 @pytest.mark.slow
@@ -236,6 +238,15 @@ def test_pipeline_runs_and_skips_finished_stages(pipeline: _Pipeline) -> None:
     for stage in ("show", "train-vae", "encode", "train-rnn", "dream", "analyze",
                   "train-controller", "evaluate"):  # fmt: skip
         assert f"[{stage}] already finished" in second.stdout
+
+
+@pytest.mark.slow
+def test_pipeline_until_stops_after_that_stage(pipeline: _Pipeline) -> None:
+    until = pipeline.until
+    assert until.returncode == 0, until.stderr
+    assert "[encode] already finished" in until.stdout and "[train-rnn]" not in until.stdout
+    bad = subprocess.run([*until.args[:-1], "encoder"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice: 'encoder'" in bad.stderr
 
 
 @pytest.mark.slow

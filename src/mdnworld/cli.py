@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("pipeline", help="run every stage in order from one config file")
     _common(s, run_dir=False)
     s.add_argument("--run-dir", type=Path, default=None, help="override the config's run_dir")
+    s.add_argument("--until", choices=[st.name for st in STAGES], default=None,
+                   help="the last stage to run (train-rnn: V and M, no controller)")  # fmt: skip
     return p
 
 
@@ -287,7 +289,7 @@ def _run(args: argparse.Namespace) -> int:
             serve(index.parent, args.port)
         return 0
     if args.command == "pipeline":
-        run_pipeline(run_dir, cfg)
+        run_pipeline(run_dir, cfg, until=args.until)
         return 0
     stage = {s.name: s for s in STAGES}[args.command]
     run_dir.mkdir(parents=True, exist_ok=True)

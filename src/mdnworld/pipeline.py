@@ -250,10 +250,13 @@ def save_run_config(run_dir: Path, cfg: RunConfig) -> None:
     atomic_write_json(RunLayout(run_dir).config_json, to_dict(cfg))
 
 
-def run_pipeline(run_dir: Path, cfg: RunConfig, log: Log = print) -> None:
+def run_pipeline(run_dir: Path, cfg: RunConfig, log: Log = print, until: str | None = None) -> None:
+    """Every stage in order (finished ones skipped), up to and including ``until`` (a stage
+    name; None: all), then the report."""
     run_dir.mkdir(parents=True, exist_ok=True)
     save_run_config(run_dir, cfg)
-    for stage in STAGES:
+    names = [stage.name for stage in STAGES]
+    for stage in STAGES[: names.index(until) + 1 if until else len(STAGES)]:
         reason = stage.skip_reason(cfg)
         if reason:
             log(f"[{stage.name}] left out: {reason}")
