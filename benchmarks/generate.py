@@ -30,6 +30,7 @@ from mdnworld.config import GenerateConfig
 from mdnworld.data.generate import generate, play, to_episode
 from mdnworld.device import cpu_model
 from mdnworld.env import RandomRepeatPolicy, TakeCoverEnv, action_to_buttons, make_game
+from mdnworld.io import atomic_write_json
 from mdnworld.layout import RunLayout
 
 RESULTS = Path(__file__).parent / "results" / "generate.json"
@@ -144,10 +145,7 @@ def main() -> None:
         result = {"resolution": args.resolution, "episodes_per_run": args.episodes,
                   "repeats": args.repeats, **truth_cost(args.episodes, args.resolution,
                                                           args.repeats)}  # fmt: skip
-        out = args.out or TRUTH_RESULTS
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {out}")
+        _write(args.out or TRUTH_RESULTS, result)
         return
 
     keys = ("raw_nf", "raw", "g1", "g1s", "g2", "g2s", "g1t")
@@ -226,9 +224,11 @@ def main() -> None:
         f"random policy: {lengths.mean():.1f} ± {lengths.std():.1f} steps over {len(lengths)} "
         "episodes (World Models: 210 ± 108)"
     )
-    out = args.out or RESULTS
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    _write(args.out or RESULTS, result)
+
+
+def _write(out: Path, result: dict) -> None:
+    atomic_write_json(out, result)
     print(f"wrote {out}")
 
 

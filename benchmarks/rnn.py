@@ -19,7 +19,6 @@ benchmarks/results/rnn.json; the machine's record names its CPU: figures differ 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 import multiprocessing as mp
@@ -47,6 +46,7 @@ from mdnworld.device import (
     resolve_amp,
     resolve_compile,
 )
+from mdnworld.io import atomic_write_json
 from mdnworld.models.mdnrnn import MDNRNNArch, StandardisedMDNRNN, mdn_loss
 from mdnworld.train.rnn import head_losses
 
@@ -398,10 +398,7 @@ def main() -> None:
         "peak_rss_mb_training": rss_training,
         "peak_rss_mb": peak_rss_mb(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        args.out.unlink()
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -35,6 +35,7 @@ from mdnworld.config import GenerateConfig, VAEConfig
 from mdnworld.data.episodes import episode_files, load_episode
 from mdnworld.data.generate import generate
 from mdnworld.device import cpu_flags, cpu_has_native_bf16, cpu_model, resolve_amp
+from mdnworld.io import atomic_write_json
 from mdnworld.layout import RunLayout
 from mdnworld.logs import read_log
 from mdnworld.models.vae import VAE, VAEArch, encode_frames, frames_to_tensor, vae_loss
@@ -217,8 +218,7 @@ def main() -> None:
         "maxrss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "default_config": VAEConfig().__dict__,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -54,15 +54,19 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 without, PyTorch emulates bf16 ~20-30x slower."""
 
 
+def _cpuinfo(path: str) -> str:
+    """``/proc/cpuinfo``'s text; empty where there is no such file (not Linux)."""
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
 @functools.cache
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
     """The CPU's flags as ``/proc/cpuinfo`` lists them (read at run time, once); empty where
-    there is no such file (not Linux)."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return frozenset()
-    lines = (line for line in text.splitlines() if line.startswith("flags"))
+    it does not."""
+    lines = (line for line in _cpuinfo(cpuinfo).splitlines() if line.startswith("flags"))
     return frozenset(flag for line in lines for flag in line.split())
 
 
@@ -75,11 +79,7 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     """The CPU's model name ("AMD EPYC", "Intel(R) Xeon(R) ..."), or the platform's machine
     ("x86_64") where ``/proc/cpuinfo`` does not say: benchmarks record which CPU they ran on,
     since the same code runs at very different speeds on CPUs with and without AMX."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return platform.machine()
-    for line in text.splitlines():
+    for line in _cpuinfo(cpuinfo).splitlines():
         key, _, value = line.partition(":")
         if key.strip() == "model name" and value.strip():
             return value.strip()

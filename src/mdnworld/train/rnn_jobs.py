@@ -62,6 +62,11 @@ def _job(train: TrainRNN, run_dir: Path, cfg: RNNConfig) -> list[dict[str, Any]]
                 _share[0].value -= 1
 
 
+def _cores_each(processes: int) -> int:
+    """Threads for each of ``processes`` sharing this machine's cores (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // max(1, processes))
+
+
 def use_idle_cores(log: Callable[[str], None], name: str) -> None:
     """In a job process sharing the cores (``rnn.threads = 0``): set torch's threads to cores
     // (models still unfinished, at most ``jobs``), and log a change. Elsewhere nothing. Call
@@ -70,7 +75,7 @@ def use_idle_cores(log: Callable[[str], None], name: str) -> None:
     if _share is None:
         return
     unfinished, jobs = _share
-    threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, unfinished.value)))
+    threads = _cores_each(min(jobs, unfinished.value))
     if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
         log(f"{name}: {threads} threads from now on (the other jobs are done)")
@@ -81,7 +86,7 @@ def train_in_jobs(run_dir: Path, cfg: RNNConfig, train: TrainRNN) -> list[dict[s
     processes; the models' metas in index order. ``train`` is ``train_rnn`` (passed in, as
     this module sits below it)."""
     indices = range(cfg.model_index, cfg.model_index + cfg.models)
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // cfg.jobs)
+    threads = cfg.threads or _cores_each(cfg.jobs)
     one = {"models": 1, "jobs": 1, "threads": threads}
     ctx = mp.get_context("spawn")  # a fresh interpreter: no forked torch threads
     slots, unfinished = ctx.Value("i", 0), ctx.Value("i", cfg.models)
