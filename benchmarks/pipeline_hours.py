@@ -14,7 +14,8 @@ Each stage's hours come from a measurement, named in the table's last column:
   does not count), beside whatever else the machine ran then, times the
   epochs each M trains: all of them for a finished M; for one still training (or not started,
   at the others' mean pace) at least ``best epoch + patience`` (marked ">="), or the finished
-  Ms' mean where that is more (marked "~"). The Ms train ``--jobs`` at a time: the sum is
+  Ms' mean where that is more (marked "~"; while none has finished, the mean of the started
+  Ms' lower bounds). The Ms train ``--jobs`` at a time: the sum is
   divided by it.
 Prints a table, writes --out (default benchmarks/results/pipeline_hours.json).
 """
@@ -82,12 +83,14 @@ def main() -> None:
     pace = statistics.mean(m["seconds_per_epoch"] for m in ms)
     ms += [{"model": i, "finished": False, "epochs_logged": 0, "best_epoch": None, "epochs": 0,
             "seconds_per_epoch": pace} for i in range(len(ms), args.models)]  # fmt: skip
+    # An M still to finish: its lower bound, or the mean of the finished Ms (of the started
+    # ones' lower bounds while none has finished) where that is more.
     finished = [m["epochs"] for m in ms if m["finished"]]
-    for m in ms:  # an M still to finish: its lower bound, or the finished Ms' mean if larger
-        m["estimated"] = (
-            not m["finished"] and bool(finished) and statistics.mean(finished) > m["epochs"]
-        )
-        m["epochs"] = statistics.mean(finished) if m["estimated"] else m["epochs"]
+    started = [m["epochs"] for m in ms if m["epochs_logged"]]
+    typical = statistics.mean(finished or started)
+    for m in ms:
+        m["estimated"] = not m["finished"] and typical > m["epochs"]
+        m["epochs"] = typical if m["estimated"] else m["epochs"]
     rnn_hours = sum(m["epochs"] * m["seconds_per_epoch"] for m in ms) / args.jobs / 3600
     lower = any(not m["finished"] and not m["estimated"] for m in ms)
     estimated = any(m["estimated"] for m in ms)
