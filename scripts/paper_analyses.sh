@@ -8,7 +8,8 @@
 #            -- --beside paper=results/paper
 #
 # 1. B and C with the validated detectors -> OUT/detectors/validated_analyses/
-# 2. A, B and C with the SPEC detectors (RUN_DIR/analysis/, as the config says)
+# 2. A, B and C with the SPEC detectors (RUN_DIR/analysis/, whatever the config says: a config
+#    such as sharp.toml that picks the validated set gets both sets laid out as paper.toml's)
 # 3. benchmarks/dream_gap.py (fixed policies in the dream and the game; the done head's
 #    calibration) -> OUT/tables/dream_gap.json; with TRUTH_RUN (episodes made with
 #    `generate --truth`) also benchmarks/dream_fidelity.py for each detector set
@@ -38,7 +39,7 @@ cp "$run/analysis/committed/results.json" "$val/committed.json"
 cp "$run/analysis/summary.md" "$val/summary.md"
 fidelity "$val/dream_fidelity.json"
 
-$mdn analyze all "$run" --config "$config"
+$mdn analyze all "$run" --config "$config" --set analyze.detectors=spec
 fidelity "$out/tables/dream_fidelity.json"
 $py "$here/benchmarks/dream_gap.py" "$run" ${DREAM_GAP_ARGS:-} --out "$out/tables/dream_gap.json"
 $mdn collect-results "$run" "$out" "$@"

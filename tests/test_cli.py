@@ -409,15 +409,20 @@ def test_paper_analyses_script_records_both_detector_sets(
     pipeline: _Pipeline, tmp_path: Path
 ) -> None:
     """scripts/paper_analyses.sh: B and C with the validated detectors, then with the SPEC
-    ones, the dream gap, and collect-results beside the committed paper-scale run."""
+    ones (even where the config picks the validated set, as sharp.toml does), the dream gap,
+    and collect-results beside the committed paper-scale run."""
     from shutil import copytree
 
     run = copytree(pipeline.run, tmp_path / "run")  # it rewrites analysis/
+    text = pipeline.cfg_file.read_text()
+    assert "\n[analyze]\n" in text and "detectors" not in text
+    config = tmp_path / "validated.toml"
+    config.write_text(text.replace("\n[analyze]\n", '\n[analyze]\ndetectors = "validated"\n'))
     out, root = tmp_path / "out", Path(__file__).parents[1]
     env = {**os.environ, "MDNWORLD": f"{sys.executable} -m mdnworld.cli",
            "PYTHON": sys.executable, "DREAM_GAP_ARGS": "--episodes 1 --rollouts 2"}  # fmt: skip
     done = subprocess.run(
-        ["bash", str(root / "scripts" / "paper_analyses.sh"), str(pipeline.cfg_file), str(run),
+        ["bash", str(root / "scripts" / "paper_analyses.sh"), str(config), str(run),
          str(out), "--", "--beside", f"h200={root / 'results' / 'paper'}"],
         capture_output=True, text=True, env=env,
     )  # fmt: skip
