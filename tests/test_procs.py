@@ -15,9 +15,11 @@ from mdnworld.procs import kill_workers
 FAULTS_SCRIPT = """
 import resource, sys
 import numpy as np
-from mdnworld.procs import keep_freed_heap
-if sys.argv[1] == "keep":
+from mdnworld.procs import give_back_freed_heap, keep_freed_heap
+if sys.argv[1] in ("keep", "keep, then give back"):
     assert keep_freed_heap()
+if sys.argv[1] == "keep, then give back":
+    assert give_back_freed_heap()
 def episode():  # a worker's episode: ~300 raw screens kept, then freed after the save
     screens = [np.full((120, 160, 3), 7, np.uint8) for _ in range(300)]
     return len(screens)
@@ -31,15 +33,17 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_keep_freed_heap_reuses_an_episodes_pages() -> None:
     """The worker's second episode of screens faults in (almost) no new pages with
-    keep_freed_heap(); without it glibc hands the memory back after each episode."""
+    keep_freed_heap(); without it glibc hands the memory back after each episode, and
+    give_back_freed_heap() (what dream sets) makes it do so again after a keep."""
 
     def count(mode: str) -> int:
         run = [sys.executable, "-c", FAULTS_SCRIPT, mode]
         return int(subprocess.run(run, check=True, capture_output=True, text=True).stdout)
 
-    faults = {mode: count(mode) for mode in ("plain", "keep")}
+    faults = {mode: count(mode) for mode in ("plain", "keep", "keep, then give back")}
     assert faults["plain"] > 300 * 10  # 57.6 KB = 14 pages a screen
     assert faults["keep"] < 300
+    assert faults["keep, then give back"] > 300 * 10
 
 
 def _starting_up() -> None:

@@ -16,7 +16,7 @@ from typing import TypeVar
 import torch
 
 from mdnworld.errors import ConfigError
-from mdnworld.procs import keep_freed_heap
+from mdnworld.procs import give_back_freed_heap, keep_freed_heap
 
 R = TypeVar("R")
 
@@ -32,17 +32,23 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def prepare_cpu(n: int = 0) -> int:
+def prepare_cpu(n: int = 0, keep_heap: bool = True) -> int:
     """Set this process up for torch work on the CPU; returns the intra-op threads.
 
     Threads: ``n``, or (0) one per core. On a 2-core machine both cores go to the matrix
-    multiplies; data reading is a few preads per batch and needs none. Memory: glibc keeps the
-    heap that torch frees (``procs.keep_freed_heap``); by default it hands each large temporary
-    back to the OS and the next step faults fresh pages in (~70k page faults per M step): M
-    trained 1.3-1.4x faster at 1 thread with it (537/549 -> 701/778 windows/s, M's step timed
-    part by part on the sharp run's latents).
+    multiplies; data reading is a few preads per batch and needs none. Memory (``keep_heap``):
+    glibc keeps the heap that torch frees (``procs.keep_freed_heap``); by default it hands each
+    large temporary back to the OS and the next step faults fresh pages in (~70k page faults
+    per M step): M trained 1.3-1.4x faster at 1 thread with it (537/549 -> 701/778 windows/s,
+    M's step timed part by part on the sharp run's latents). A process then holds its peak heap
+    in every thread's arena: ``dream`` at paper scale peaked at 3.1 GB with it and 1.3 GB
+    without (2 threads), so the stages that do not loop over the same large buffers pass False
+    (glibc's default thresholds back).
     """
-    keep_freed_heap()
+    if keep_heap:
+        keep_freed_heap()
+    else:
+        give_back_freed_heap()
     n = n if n > 0 else (os.cpu_count() or 1)
     torch.set_num_threads(n)
     return n

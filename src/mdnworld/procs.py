@@ -45,6 +45,19 @@ def keep_freed_heap(limit: int = 1 << 30) -> bool:
     thresholds raised, freed memory is reused and a process holds its peak heap.
     Returns False (and does nothing) where the C library has no ``mallopt`` (not glibc).
     """
+    return _heap_thresholds(limit)
+
+
+def give_back_freed_heap() -> bool:
+    """Undo ``keep_freed_heap``: glibc's default thresholds (128 KB), so large blocks are
+    mapped afresh and freed memory goes back to the OS (a stage after a training stage in
+    the same process, e.g. ``pipeline``'s dream, does not hold the trainer's peak heap)."""
+    return _heap_thresholds(128 * 1024)
+
+
+def _heap_thresholds(limit: int) -> bool:
+    """Set glibc's trim and mmap thresholds to ``limit`` bytes; False where there is no
+    ``mallopt`` (not glibc)."""
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
     mallopt = _libc("mallopt")
     if mallopt is None:

@@ -113,7 +113,7 @@ def run_dreams(run_dir: Path, cfg: DreamConfig, log: Callable[[str], None] = pri
 
 def _dream_and_write(run: RunLayout, cfg: DreamConfig, log: Callable) -> int:
     """Dream, write videos and dreams.npz; returns K."""
-    prepare_cpu(cfg.threads)
+    prepare_cpu(cfg.threads, keep_heap=False)  # one pass: its peak is what counts
     device = resolve_device(cfg.device)
     model, meta = load_mdnrnn(run.root, cfg.model_index, device)
     vae, _ = load_vae(run.root, device)

@@ -203,7 +203,7 @@ def make_server(
 ) -> http.server.ThreadingHTTPServer:
     """A play server for M ``model_index`` of ``run_dir`` (port 0: any free port). Torch runs
     one thread per request: a single dream step is too small to share between cores."""
-    prepare_cpu(1)
+    prepare_cpu(1, keep_heap=False)  # long-lived, a step at a time: hold no freed heap
     sessions = Sessions(PlayModels.from_run(run_dir, model_index))
     handler = type("Handler", (PlayHandler,), {"sessions": sessions})
     server = http.server.ThreadingHTTPServer((host, port), handler)
