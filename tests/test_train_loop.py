@@ -126,3 +126,18 @@ def test_a_step_must_be_counted() -> None:
         for epoch in loop.epochs(lambda step: None):
             for _ in loop.steps(epoch.batch_ids):
                 pass
+
+
+def test_the_bar_counts_each_epoch_when_early_stopping_may_end_the_run(capsys) -> None:
+    """With bar_per_epoch (train-rnn under early stopping, at most 1000 epochs) the bar shows
+    the epoch and its own steps, not an ETA to the maximum; without, all the steps."""
+    for per_epoch, expected, absent in ((True, "toy epoch 3/3", "/9"), (False, "9/9", "epoch")):
+        toy = Toy()
+        loop = TrainLoop(loop_cfg(), N_ITEMS, seed=7, desc="toy")
+        for epoch in loop.epochs(toy.checkpoint, bar_per_epoch=per_epoch):
+            for ids in loop.steps(epoch.batch_ids):
+                loop.end_step(len(ids), torch.tensor(0.0))
+        err = capsys.readouterr().err
+        assert loop.step == 9 and expected in err and absent not in err
+        if per_epoch:
+            assert "toy epoch 1/3" in err and "0/3 [" in err  # a bar of an epoch's 3 steps

@@ -120,21 +120,23 @@ class TrainLoop:
         self,
         checkpoint: Callable[[int], None],
         stop_when: Callable[[], bool] = lambda: False,
+        bar_per_epoch: bool = False,
     ) -> Iterator[Epoch]:
         """The epochs left, from the current step, until ``total_steps`` or ``stop_when()``
-        (early stopping). After the caller's code for an epoch: a checkpoint."""
+        (early stopping). After the caller's code for an epoch: a checkpoint.
+
+        The progress bar counts all the steps to ``cfg.epochs``, or, with ``bar_per_epoch``
+        (for a run that early stopping ends long before its maximum: its time left is
+        unknown), each epoch's steps, named "epoch e/max"."""
         self._checkpoint = checkpoint
         self._last_save, self._saved_step = time.monotonic(), self.step
-        self.bar = tqdm(
-            total=self.total_steps,
-            initial=self.step,
-            desc=self.desc,
-            unit="step",
-            dynamic_ncols=True,
-        )
+        self.bar = self._new_bar(bar_per_epoch)
         try:
             while self.step < self.total_steps and not stop_when():
                 index, start = divmod(self.step, self.steps_per_epoch)
+                if bar_per_epoch and self.bar.n == self.bar.total:  # the last epoch's
+                    self.bar.close()
+                    self.bar = self._new_bar(bar_per_epoch)
                 order = epoch_order(self.seed, index, self.n_items)
                 yield Epoch(index, start, batch_ids(order, self.cfg.batch_size, start))
                 if self.step % self.steps_per_epoch:
@@ -143,6 +145,16 @@ class TrainLoop:
                 self._stop_if_due()
         finally:
             self.bar.close()
+
+    def _new_bar(self, per_epoch: bool) -> tqdm:
+        """A progress bar from the current step: to the last epoch, or to this epoch's end."""
+        index, start = divmod(self.step, self.steps_per_epoch)
+        if not per_epoch:
+            return tqdm(total=self.total_steps, initial=self.step, desc=self.desc, unit="step",
+                        dynamic_ncols=True)  # fmt: skip
+        desc = f"{self.desc} epoch {index + 1}/{self.cfg.epochs}"
+        return tqdm(total=self.steps_per_epoch, initial=start, desc=desc, unit="step",
+                    dynamic_ncols=True, leave=False)  # fmt: skip
 
     def steps(self, batches: Iterable[B]) -> Iterator[B]:
         """Each batch of one epoch; the caller takes one optimizer step on it and calls

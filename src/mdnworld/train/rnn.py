@@ -205,7 +205,7 @@ def _train_one(
 
     started = time.monotonic()
     with closing(Logger(run.rnn_model_dir(index), resume_step=loop.step)) as logger:
-        for epoch in loop.epochs(checkpoint, stop_when=stopping.done):
+        for epoch in loop.epochs(checkpoint, stopping.done, bar_per_epoch=cfg.patience > 0):
             use_idle_cores(log, f"train-rnn model_{index}")  # other jobs done: their cores
             z = data.train.epoch_latents(cfg.z_source, seed, epoch.index)
             for ids in loop.steps(epoch.batch_ids):
