@@ -74,18 +74,25 @@ def test_tampering_and_overwriting_are_refused(trained_run: Path, tmp_path: Path
         init_from_shipped(tmp_path / "new2", shipped, **QUIET)
 
 
-def test_the_repositorys_paper_models_load_and_dream(tmp_path: Path) -> None:
-    """results/paper/models (committed): checksums hold, they are the paper's M (K = 5, one
-    shared categorical, LSTM 256, done head), and an analysis runs on them with no data."""
+@pytest.mark.parametrize(("name", "recon_loss"), [("paper", "bce"), ("sharp", "mse")])
+def test_the_repositorys_paper_models_load_and_dream(
+    name: str, recon_loss: str, tmp_path: Path
+) -> None:
+    """results/paper/models and results/sharp/models (committed, configs/paper.toml's and
+    sharp.toml's): checksums hold, each M is the paper's (K = 5, one shared categorical, LSTM
+    256, done head) under its own V, and an analysis runs on them with no data."""
+    from mdnworld.io import read_json
     from mdnworld.shipped import DEFAULT_DIR
 
-    fresh = tmp_path / "fresh"
-    assert main(["from-shipped", str(fresh)]) == 0  # default: results/paper/models
-    assert len(list((DEFAULT_DIR / "rnn").glob("model_*.safetensors"))) == 5
-    model, meta = load_mdnrnn(fresh, 4)
-    arch = meta["arch"]
-    assert (arch["n_components"], arch["mixture"], arch["hidden"]) == (5, "shared", 256)
-    assert arch["done_head"]
+    shipped, fresh = DEFAULT_DIR.parents[1] / name / "models", tmp_path / "fresh"
+    models = read_json(shipped / "MANIFEST.json")["models"]
+    assert main(["from-shipped", str(fresh), "--models", str(shipped)]) == 0
+    assert len(list((shipped / "rnn").glob("model_*.safetensors"))) == len(models) >= 1
+    assert load_vae(fresh)[1]["config"]["recon_loss"] == recon_loss
+    for i in (int(m.removeprefix("model_")) for m in models):
+        arch = load_mdnrnn(fresh, i)[1]["arch"]
+        assert (arch["n_components"], arch["mixture"], arch["hidden"]) == (5, "shared", 256)
+        assert arch["done_head"]
     assert main(["analyze", "components-over-time", str(fresh), "--models", "1",
                  "--a-warmup", "5", "--a-steps", "10"]) == 0  # fmt: skip
     assert (fresh / "analysis" / "components_over_time" / "model_0.png").exists()
