@@ -13,9 +13,9 @@ Each stage's hours come from a measurement, named in the table's last column:
   over each M's last ``--recent`` epochs (from its TensorBoard events; today's code; a restart
   does not count), beside whatever else the machine ran then, times the
   epochs each M trains: all of them for a finished M; for one still training (or not started,
-  at the others' mean pace) at least ``best epoch + patience`` (marked ">="), or the finished
-  Ms' mean where that is more (marked "~"; while none has finished, the mean of the started
-  Ms' lower bounds). The Ms train ``--jobs`` at a time: the sum is
+  or not two epochs in: at the others' mean pace) at least ``best epoch + patience`` (marked
+  ">="), or the finished Ms' mean where that is more (marked "~"; while none has finished, the
+  mean of the started Ms' lower bounds). The Ms train ``--jobs`` at a time: the sum is
   divided by it.
 Prints a table, writes --out (default benchmarks/results/pipeline_hours.json).
 """
@@ -60,7 +60,7 @@ def m_row(run: RunLayout, i: int, patience: int, recent: int) -> dict:
     epochs = len(curve) if finished else max(len(curve), best_epoch + patience)
     return {"model": i, "finished": finished, "epochs_logged": len(curve),
             "best_epoch": best_epoch, "epochs": epochs,
-            "seconds_per_epoch": statistics.median(seconds)}  # fmt: skip
+            "seconds_per_epoch": statistics.median(seconds) if seconds else None}  # fmt: skip
 
 
 def main() -> None:
@@ -80,7 +80,9 @@ def main() -> None:
     vae = json.loads(args.vae.read_text())
     memory = json.loads(args.memory.read_text())["stages"]
     ms = [m_row(run, i, args.patience, args.recent) for i in run.rnn_logged()]
-    pace = statistics.mean(m["seconds_per_epoch"] for m in ms)
+    pace = statistics.mean(m["seconds_per_epoch"] for m in ms if m["seconds_per_epoch"])
+    for m in ms:  # just started: no two epoch ends yet
+        m["seconds_per_epoch"] = m["seconds_per_epoch"] or pace
     ms += [{"model": i, "finished": False, "epochs_logged": 0, "best_epoch": None, "epochs": 0,
             "seconds_per_epoch": pace} for i in range(len(ms), args.models)]  # fmt: skip
     # An M still to finish: its lower bound, or the mean of the finished Ms (of the started
