@@ -27,7 +27,10 @@ val=$out/detectors/validated_analyses
 mkdir -p "$val" "$out/tables"
 
 fidelity() {  # $1 = output file: dream vs real world-class rates of B's dreams as they are now
-  if [[ -n $truth ]]; then $py "$here/benchmarks/dream_fidelity.py" "$run" --real "$truth" --out "$1"; fi
+  # (episodes 900-1999 of the truth run: enough real frames late in episodes to time-match)
+  if [[ -n $truth ]]; then
+    $py "$here/benchmarks/dream_fidelity.py" "$run" --real "$truth" --real-episodes 900-1999 --out "$1"
+  fi
 }
 
 for analysis in worlds-events committed; do
