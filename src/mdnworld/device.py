@@ -41,7 +41,7 @@ def prepare_cpu(n: int = 0, keep_heap: bool = True) -> int:
     large temporary back to the OS and the next step faults fresh pages in (~70k page faults
     per M step): M trained 1.3-1.4x faster at 1 thread with it (537/549 -> 701/778 windows/s,
     M's step timed part by part on the sharp run's latents). A process then holds its peak heap
-    in every thread's arena: ``dream`` at paper scale peaked at 3.1 GB with it and 1.3 GB
+    in every thread's arena: ``dream`` at paper scale peaked at 3.1 GB with it and 1.3-1.8 GB
     without (2 threads), so the stages that do not loop over the same large buffers pass False
     (glibc's default thresholds back).
     """
