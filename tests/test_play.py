@@ -144,6 +144,7 @@ def test_the_page_in_headless_chromium(server: str, tmp_path: Path) -> None:
         )
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.set_default_timeout(90_000)  # a loaded 2-core machine: 30 s once ran out
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
