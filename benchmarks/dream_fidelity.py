@@ -21,21 +21,18 @@ Prints a table, writes --out (default benchmarks/results/dream_fidelity.json).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from vae_fidelity import WORLD, held_out_frames
 
 from mdnworld.analysis.detectors import DETECTOR_SETS, detect, world_labels
-from mdnworld.data.episodes import episode_info
 from mdnworld.io import atomic_write_json, read_json
 from mdnworld.layout import RunLayout
 
 RESULTS = Path(__file__).parent / "results" / "dream_fidelity.json"
 B = "worlds-events"
 TIME_BINS = np.array([0, 100, 200, 300, 400, 500, 600])  # the last bin: step 600 and on
-EVERY = 4  # every 4th real frame
 
 
 def dream_labels(run: Path) -> tuple[np.ndarray, np.ndarray, str]:
@@ -49,12 +46,6 @@ def dream_labels(run: Path) -> tuple[np.ndarray, np.ndarray, str]:
     steps = [np.broadcast_to(np.arange(w.shape[1]), w.shape[:2]).ravel() for w in worlds]
     detectors = read_json(files[0].with_suffix(".json")).get("detectors", "spec")
     return np.concatenate([w.reshape(-1, 4) for w in worlds]), np.concatenate(steps), detectors
-
-
-def real_steps(run: Path, episodes: Sequence[int]) -> np.ndarray:
-    """The step in its episode of each frame ``held_out_frames(run, episodes)`` returns."""
-    lengths = [episode_info(RunLayout(run).episode(i)).length for i in episodes]
-    return np.concatenate([np.arange(0, n, EVERY) for n in lengths])
 
 
 def time_matched(labels: np.ndarray, steps: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -77,8 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     first, last = (int(x) for x in args.real_episodes.split("-"))
     episodes = range(first, last + 1)
-    frames, truth = held_out_frames(args.real, episodes)
-    steps = real_steps(args.real, episodes)
+    frames, truth, steps = held_out_frames(args.real, episodes)
     labels = {name: world_labels(detect(frames, th))[:, :4] for name, th in DETECTOR_SETS.items()}
     real = {name: x.mean(0) for name, x in labels.items()}
     result = {"real": str(args.real), "real_episodes": [first, last], "real_frames": len(frames),

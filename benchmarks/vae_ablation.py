@@ -104,7 +104,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "vae_ablation.json")
     args = ap.parse_args()
     first, end = map(int, args.eval_episodes.split(":"))
-    frames, truth = held_out_frames(args.eval, range(first, end), args.every)
+    frames, truth, _ = held_out_frames(args.eval, range(first, end), args.every)
     if truth is None:
         raise SystemExit(f"{args.eval}: episodes without truth; use a `generate --truth` run")
     names = [r for r in args.rows.split(",") if r]

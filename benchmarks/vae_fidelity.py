@@ -45,16 +45,19 @@ CONFIG_KEYS = ("recon_loss", "free_bits", "beta", "bright_weight", "batch_size",
 
 def held_out_frames(
     run: Path, episodes: Sequence[int], every: int = 4
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Every ``every``-th frame of ``episodes`` of ``run``: (N, 64, 64, 3) uint8, and the
-    truth's world labels (N, 4) bool over WORLD (None unless every episode has truth)."""
-    frames, truth = [], []
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Every ``every``-th frame of ``episodes`` of ``run``: (N, 64, 64, 3) uint8, the truth's
+    world labels (N, 4) bool over WORLD (None unless every episode has truth), and each
+    frame's step in its episode (N,)."""
+    frames, truth, steps = [], [], []
     for i in episodes:
         ep = load_episode(RunLayout(run).episode(i))
         frames.append(ep.frames[::every])
+        steps.append(np.arange(0, len(ep.frames), every))
         if ep.truth is not None:
             truth.append(world_labels(truth_features(ep.truth))[::every, :4])
-    return np.concatenate(frames), np.concatenate(truth) if len(truth) == len(frames) else None
+    all_truth = np.concatenate(truth) if len(truth) == len(frames) else None
+    return np.concatenate(frames), all_truth, np.concatenate(steps)
 
 
 @torch.no_grad()
@@ -111,7 +114,7 @@ def main() -> None:
     args = ap.parse_args()
     source = args.episodes_from or args.runs[0]
     val = read_json(RunLayout(source).vae_split)["val"]
-    frames, truth = held_out_frames(source, val)
+    frames, truth, _ = held_out_frames(source, val)
     frames, truth = frames[: args.frames], None if truth is None else truth[: args.frames]
     result = {"frames": len(frames), "source": str(source), "truth": truth is not None,
               "vaes": {}}  # fmt: skip
