@@ -39,6 +39,24 @@ def test_peak_memory_includes_child_processes(tmp_path: Path) -> None:
     assert totals["seconds"] >= 1.5
 
 
+def test_a_child_that_lives_less_than_a_sample_still_counts(tmp_path: Path) -> None:
+    """A worker that ends before the first sample after the stage's start (generate's tiny
+    runs on a fast CPU take 0.3 s) counts through the peak the kernel keeps for it. In a fresh
+    process: the kernel's figure is the largest over a process's life, and this one's earlier
+    tests started bigger children."""
+    stage = f"""
+import subprocess, sys, time
+from pathlib import Path
+from mdnworld.stage_log import measure_stage
+spike = "b = bytearray(250 * 2**20); b[::4096] = b'x' * len(b[::4096])"  # no sleep
+with measure_stage(Path({str(tmp_path)!r}), "quick"):
+    time.sleep(0.05)  # the sampler's first look comes before the child exists
+    subprocess.run([sys.executable, "-c", spike], check=True)
+"""
+    subprocess.run([sys.executable, "-c", stage], check=True)
+    assert stage_totals(tmp_path)["quick"]["peak_rss_mb"] > 250
+
+
 def test_a_short_peak_of_the_stage_itself_is_not_missed(tmp_path: Path) -> None:
     """A 200 MB peak that lasts far less than the 0.5 s between samples still counts (the
     process's own peak, reset at the stage's start), and a later stage does not inherit it,

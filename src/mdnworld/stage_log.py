@@ -1,14 +1,19 @@
 """Wall time and peak memory of every stage run, appended to ``RUN_DIR/stages.jsonl``.
 
 One JSON line per run of a stage (a resumed stage gets one line per run): ``stage``,
-``started`` (UTC ISO time), ``seconds``, ``peak_rss_mb`` (the largest resident memory of this
-process plus all its descendants, e.g. generate's workers and their games, sampled every 0.5 s,
-and at least this process's own peak during the stage: Linux's VmHWM, reset at its start, so a
-short peak between two samples still counts), ``finished`` (False if the stage raised or was
-interrupted with Ctrl-C; a SIGKILL leaves no line), and where it ran: ``cpus`` (the CPU
+``started`` (UTC ISO time), ``seconds``, ``peak_rss_mb``, ``finished`` (False if the stage raised
+or was interrupted with Ctrl-C; a SIGKILL leaves no line), and where it ran: ``cpus`` (the CPU
 count), ``gpu`` (the GPU's name when the stage used CUDA, else null) and ``machine``, the same
 as one string for people ("16 CPUs, NVIDIA H200", "2 CPUs"). Records older than the ``cpus``
 and ``gpu`` fields have only ``machine`` (or nothing); ``_from_old_record`` reads it.
+
+``peak_rss_mb`` is the largest resident memory of this process plus all its descendants (e.g.
+generate's workers and their games), the largest of: the tree sampled every 0.5 s; this
+process's own peak during the stage (Linux's VmHWM, reset at its start, so a short peak between
+two samples still counts); and, where a descendant that ended during the stage peaked higher
+than any before it (the kernel keeps that peak: ``getrusage(RUSAGE_CHILDREN)``), that peak plus
+this process's own, so a worker that lived less than 0.5 s counts too. That sum assumes the two
+peaks coincided, as they do when a stage waits on its workers; it is an upper estimate else.
 ``stage_totals`` sums them per stage, for RESULTS tables.
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -78,6 +84,12 @@ def _own_peak_bytes() -> int:
     return int(fields[1]) * 1024 if len(fields) == 3 and fields[1].isdigit() else 0
 
 
+def _children_peak_bytes() -> int:
+    """The largest peak RSS of any descendant that has ended and been waited for, over this
+    process's life (the kernel's ``ru_maxrss``, KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
 def machine_info() -> dict[str, Any]:
     """Where a stage runs: ``{"cpus": 16, "gpu": "NVIDIA H200"}`` (``gpu`` None unless torch,
     already imported by the stage, has initialised CUDA)."""
@@ -116,7 +128,7 @@ def measure_stage(run_dir: Path, stage: str) -> Iterator[dict[str, Any]]:
                 return
 
     release_freed_heap()  # what an earlier stage of this process freed but kept is not ours
-    own_peak = _reset_own_peak()
+    own_peak, children_before = _reset_own_peak(), _children_peak_bytes()
     sampler = threading.Thread(target=sample, daemon=True, name="stage-rss")
     sampler.start()
     t0 = time.monotonic()
@@ -127,7 +139,10 @@ def measure_stage(run_dir: Path, stage: str) -> Iterator[dict[str, Any]]:
         stop.set()
         sampler.join()
         record["seconds"] = round(time.monotonic() - t0, 1)
-        peak[0] = max(peak[0], _own_peak_bytes() if own_peak else 0)
+        own = _own_peak_bytes() if own_peak else 0
+        children = _children_peak_bytes()
+        ended = children if children > children_before else 0  # a child of this stage's, ended
+        peak[0] = max(peak[0], own, own + ended)
         record["peak_rss_mb"] = round(peak[0] / 2**20, 1)
         info = machine_info()
         record.update(machine=machine_text(info), **info)
