@@ -1,0 +1,189 @@
+"""What stopping M sooner does to the analyses: an M's weights where a smaller patience would
+have stopped it, against its final weights, through analysis B and the dreams' world rates.
+
+    python benchmarks/patience_effect.py watch RUN_DIR SNAP_DIR [--patience 5] [--models 3 4]
+    python benchmarks/patience_effect.py compare RUN_DIR SNAP_DIR --config CFG [--out F]
+
+watch, beside a running ``train-rnn``: the first time an M's checkpoint counts ``--patience``
+epochs without a new best, its best weights then (what a run with that patience would have
+finished with) are kept in ``SNAP_DIR/model_<i>/best.*``. Polls every 30 s (an epoch takes ~2
+minutes at paper scale on a CPU); ends when every listed M is kept or finished.
+
+compare, once they have finished: for every M with a snapshot, two run directories under
+``SNAP_DIR/compare`` (V, episodes and latents linked from RUN_DIR) with that M as their only
+model, one with its final weights, one with the snapshot; analysis B (``mdnworld analyze
+worlds-events --config CFG``) on each. Per M and weights: epochs, validation NLL per dim, and per
+class of B (worlds and events) the medians (current, any), stars and null p, and for the world
+classes the share of dream frames that show them. Prints a table, writes --out (default
+benchmarks/results/patience_effect.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dream_fidelity import B, dream_labels
+from vae_fidelity import WORLD
+
+from mdnworld.checkpoints import load_weights, save_weights
+from mdnworld.io import atomic_write_json, read_json
+from mdnworld.layout import RunLayout
+
+RESULTS = Path(__file__).parent / "results" / "patience_effect.json"
+LINKED = ("vae", "episodes", "latents")
+
+
+def keep_snapshot(run: RunLayout, snap: Path, model: int, patience: int) -> bool:
+    """Copy M ``model``'s best weights to ``snap/model_<i>`` if its checkpoint has gone
+    ``patience`` epochs without a new best (and they are not kept yet). True once kept."""
+    out = snap / f"model_{model}"
+    if (out / "best.json").exists():
+        return True
+    try:
+        meta = read_json(run.rnn_checkpoint(model))["meta"]
+    except (FileNotFoundError, KeyError):
+        return False
+    if meta.get("bad_epochs", 0) < patience:
+        return False
+    tmp = snap / f".model_{model}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    best = run.rnn_best(model)
+    for src in (best, best.with_suffix(".json")):
+        shutil.copy2(src, tmp / src.name)
+    if read_json(tmp / "best.json")["metrics"]["epoch"] != meta["best_epoch"]:
+        shutil.rmtree(tmp)  # a new best was written between the two reads: look again later
+        return False
+    tmp.rename(out)
+    return True
+
+
+def watch(run: RunLayout, snap: Path, models: list[int], patience: int, poll: float) -> None:
+    """``keep_snapshot`` for each of ``models`` every ``poll`` seconds until each is kept or
+    has finished training."""
+    todo = set(models)
+    while todo:
+        for i in sorted(todo):
+            if keep_snapshot(run, snap, i, patience):
+                epoch = read_json(snap / f"model_{i}" / "best.json")["metrics"]["epoch"]
+                print(f"model_{i}: kept its best epoch {epoch} at patience {patience}", flush=True)
+                todo.discard(i)
+            elif run.rnn_meta(i).exists():
+                print(f"model_{i}: finished before {patience} epochs without gain", flush=True)
+                todo.discard(i)
+        if todo:
+            time.sleep(poll)
+
+
+def early_model(run: RunLayout, snap: Path, model: int, patience: int, out: RunLayout) -> None:
+    """Write the snapshot of M ``model`` as ``out``'s model_0, with the final model's meta and
+    the snapshot's metrics (as train-rnn would have finished it at that patience)."""
+    tensors, best = load_weights(snap / f"model_{model}" / "best.safetensors")
+    epoch = best["metrics"]["epoch"]
+    meta = read_json(run.rnn_meta(model)) | {
+        "metrics": best["metrics"], "best_epoch": epoch, "epochs_run": epoch + patience,
+        "stopped_early": True, "kept_from": f"{run.root}/rnn/model_{model}, patience {patience}",
+    }  # fmt: skip
+    out.rnn_model_dir(0).mkdir(parents=True, exist_ok=True)
+    save_weights(out.rnn_model(0), tensors, meta)
+
+
+def linked_run(run: RunLayout, root: Path) -> RunLayout:
+    """A run directory at ``root`` that shares ``run``'s V, episodes, latents and split."""
+    (root / "rnn").mkdir(parents=True, exist_ok=True)
+    for name in LINKED:
+        if not (root / name).exists():
+            os.symlink(run.root.resolve() / name, root / name)
+    if run.rnn_split.exists() and not (root / "rnn" / run.rnn_split.name).exists():
+        os.symlink(run.rnn_split.resolve(), root / "rnn" / run.rnn_split.name)
+    return RunLayout(root)
+
+
+def analyse(run: RunLayout, config: Path) -> dict:
+    """Analysis B on ``run``'s model_0 (once: kept results are read again): per class, its row
+    and (world classes) the share of dream frames that show it."""
+    if not run.analysis_results(B).exists():
+        cmd = [sys.executable, "-m", "mdnworld", "analyze", B, str(run.root), "--config",
+               str(config), "--set", "analyze.models=1"]  # fmt: skip
+        subprocess.run(cmd, check=True)
+    rows = read_json(run.analysis_results(B))["rows"]
+    labels, _, _ = dream_labels(run.root)
+    share = dict(zip(WORLD, labels.mean(0).tolist(), strict=True))
+    keep = ("median_current", "median_any", "stars", "null_p")
+    return {
+        r["class"]: {**{k: r[k] for k in keep}, "dream_share": share.get(r["class"])} for r in rows
+    }
+
+
+def compare(run: RunLayout, snap: Path, config: Path, patience: int) -> list[dict]:
+    """The table's rows: per M with a snapshot, its final and its early weights."""
+    rows = []
+    for i in sorted(int(p.parent.name.split("_")[1]) for p in snap.glob("model_*/best.json")):
+        if not run.rnn_meta(i).exists():
+            print(f"model_{i}: still training, skipped")
+            continue
+        final = linked_run(run, snap / "compare" / f"model_{i}_final")
+        if not final.rnn_model_dir(0).exists():
+            os.symlink(run.rnn_model_dir(i).resolve(), final.rnn_model_dir(0))
+        early = linked_run(run, snap / "compare" / f"model_{i}_patience{patience}")
+        if not early.rnn_meta(0).exists():
+            early_model(run, snap, i, patience, early)
+        for name, r in (("final", final), (f"patience {patience}", early)):
+            meta = read_json(r.rnn_meta(0))
+            rows.append({"model": i, "weights": name, "best_epoch": meta["best_epoch"],
+                         "epochs_run": meta["epochs_run"],
+                         "val_nll_per_dim": meta["metrics"]["val_nll_per_dim"],
+                         "classes": analyse(r, config)})  # fmt: skip
+    return rows
+
+
+def _num(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"{'M':>3s} {'weights':12s} {'epochs':>6s} {'val NLL':>8s}  {'class':18s} "
+          f"{'current':>7s} {'any':>6s} {'stars':>5s} {'null p':>7s} {'dream %':>7s}")  # fmt: skip
+    for r in rows:
+        head = (
+            f"{r['model']:3d} {r['weights']:12s} {r['epochs_run']:6d} {r['val_nll_per_dim']:8.4f}"
+        )
+        for c, v in r["classes"].items():
+            cur, any_, null = (
+                _num(v[k], "7.3f") for k in ("median_current", "median_any", "null_p")
+            )
+            share = _num(None if v["dream_share"] is None else 100 * v["dream_share"], "7.2f")
+            print(f"{head}  {c:18s} {cur:>7s} {any_:>6s} {v['stars']:>5s} {null:>7s} {share:>7s}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("command", choices=["watch", "compare"])
+    ap.add_argument("run", type=Path, metavar="RUN_DIR")
+    ap.add_argument("snap", type=Path, metavar="SNAP_DIR")
+    ap.add_argument("--patience", type=int, default=5)
+    ap.add_argument("--models", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="watch these")
+    ap.add_argument("--poll", type=float, default=30.0, help="watch: seconds between looks")
+    ap.add_argument("--config", type=Path, help="compare: the run's TOML config (analysis B)")
+    ap.add_argument("--out", type=Path, default=RESULTS, help=f"default: {RESULTS}")
+    args = ap.parse_args()
+    run = RunLayout(args.run)
+    if args.command == "watch":
+        watch(run, args.snap, args.models, args.patience, args.poll)
+        return
+    if args.config is None:
+        ap.error("compare needs --config (the run's TOML config)")
+    rows = compare(run, args.snap, args.config, args.patience)
+    print_table(rows)
+    atomic_write_json(args.out, {"run": str(args.run), "patience": args.patience, "rows": rows})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""benchmarks/patience_effect.py: an M's best weights kept when patience would have run out,
+and written back as a model that analysis B reads like the final one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+from patience_effect import compare, keep_snapshot  # noqa: E402
+
+from mdnworld.layout import RunLayout  # noqa: E402
+
+
+def _with_bad_epochs(src: RunLayout, dst: RunLayout, bad: int) -> None:
+    """``dst`` gets ``src``'s model_0 checkpoint meta and best weights, ``bad`` epochs on."""
+    dst.rnn_model_dir(0).mkdir(parents=True, exist_ok=True)
+    for path in (src.rnn_best(0), src.rnn_best(0).with_suffix(".json")):
+        shutil.copy2(path, dst.rnn_model_dir(0) / path.name)
+    best_epoch = json.loads(src.rnn_best(0).with_suffix(".json").read_text())["metrics"]["epoch"]
+    meta = {"bad_epochs": bad, "best_epoch": best_epoch}
+    dst.rnn_checkpoint(0).write_text(json.dumps({"meta": meta}))
+
+
+@pytest.mark.slow
+def test_kept_at_patience_then_analysed_like_the_final_model(full_run: Path, tmp_path: Path) -> None:
+    src, training = RunLayout(full_run), RunLayout(tmp_path / "training")
+    snap = tmp_path / "snap"
+    _with_bad_epochs(src, training, bad=4)
+    assert not keep_snapshot(training, snap, 0, patience=5)
+    assert not (snap / "model_0").exists()
+    _with_bad_epochs(src, training, bad=5)
+    assert keep_snapshot(training, snap, 0, patience=5)
+    kept = snap / "model_0" / "best.safetensors"
+    assert kept.read_bytes() == src.rnn_best(0).read_bytes()
+    assert not list(snap.glob(".model_*"))  # no temp left behind
+    # the snapshot is the finished model's own best epoch here: B must come out the same
+    rows = compare(src, snap, full_run.parent / "tiny.toml", patience=5)
+    final, early = rows
+    assert (final["weights"], early["weights"]) == ("final", "patience 5")
+    assert early["epochs_run"] == early["best_epoch"] + 5
+    assert early["val_nll_per_dim"] == final["val_nll_per_dim"]
+    assert early["classes"] == final["classes"]
+    assert {"Explosion", "Fireball", "FireballAppears"} <= set(final["classes"])
+    assert 0.0 <= final["classes"]["Fireball"]["dream_share"] <= 1.0
