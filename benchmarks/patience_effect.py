@@ -2,7 +2,7 @@
 have stopped it, against its final weights, through analysis B and the dreams' world rates.
 
     python benchmarks/patience_effect.py watch RUN_DIR SNAP_DIR [--patience 5] [--models 3 4]
-    python benchmarks/patience_effect.py compare RUN_DIR SNAP_DIR --config CFG [--out F]
+    python benchmarks/patience_effect.py compare RUN_DIR SNAP_DIR --config CFG [--yardstick 0 1]
 
 watch, beside a running ``train-rnn``: the first time an M's checkpoint counts ``--patience``
 epochs without a new best, its best weights then (what a run with that patience would have
@@ -14,8 +14,9 @@ compare, once they have finished: for every M with a snapshot, two run directori
 model, one with its final weights, one with the snapshot; analysis B (``mdnworld analyze
 worlds-events --config CFG``) on each. Per M and weights: epochs, validation NLL per dim, and per
 class of B (worlds and events) the medians (current, any), stars and null p, and for the world
-classes the share of dream frames that show them. Prints a table, writes --out (default
-benchmarks/results/patience_effect.json).
+classes the share of dream frames that show them. ``--yardstick 0 1 2``: B on those Ms' final
+weights too, to weigh the early-final differences against how much two Ms trained alike differ.
+Prints a table, writes --out (default benchmarks/results/patience_effect.json).
 """
 
 from __future__ import annotations
@@ -121,26 +122,51 @@ def analyse(run: RunLayout, config: Path) -> dict:
     }
 
 
-def compare(run: RunLayout, snap: Path, config: Path, patience: int) -> list[dict]:
-    """The table's rows: per M with a snapshot, its final and its early weights."""
+def _row(model: int, weights: str, run: RunLayout, config: Path) -> dict:
+    meta = read_json(run.rnn_meta(0))
+    return {"model": model, "weights": weights, "best_epoch": meta["best_epoch"],
+            "epochs_run": meta["epochs_run"],
+            "val_nll_per_dim": meta["metrics"]["val_nll_per_dim"],
+            "classes": analyse(run, config)}  # fmt: skip
+
+
+def compare(
+    run: RunLayout, snap: Path, config: Path, patience: int, yardstick: list[int] = ()
+) -> list[dict]:
+    """The table's rows: per finished M with a snapshot, its final and its early weights; then
+    the final weights of the ``yardstick`` Ms (how much B's numbers differ between two Ms
+    trained alike, to weigh the early-final differences against)."""
     rows = []
-    for i in sorted(int(p.parent.name.split("_")[1]) for p in snap.glob("model_*/best.json")):
+    kept = sorted(int(p.parent.name.split("_")[1]) for p in snap.glob("model_*/best.json"))
+    for i in sorted(set(kept) | set(yardstick)):
         if not run.rnn_meta(i).exists():
             print(f"model_{i}: still training, skipped")
             continue
         final = linked_run(run, snap / "compare" / f"model_{i}_final")
         if not final.rnn_model_dir(0).exists():
             os.symlink(run.rnn_model_dir(i).resolve(), final.rnn_model_dir(0))
-        early = linked_run(run, snap / "compare" / f"model_{i}_patience{patience}")
-        if not early.rnn_meta(0).exists():
-            early_model(run, snap, i, patience, early)
-        for name, r in (("final", final), (f"patience {patience}", early)):
-            meta = read_json(r.rnn_meta(0))
-            rows.append({"model": i, "weights": name, "best_epoch": meta["best_epoch"],
-                         "epochs_run": meta["epochs_run"],
-                         "val_nll_per_dim": meta["metrics"]["val_nll_per_dim"],
-                         "classes": analyse(r, config)})  # fmt: skip
+        rows.append(_row(i, "final", final, config))
+        if i in kept:
+            early = linked_run(run, snap / "compare" / f"model_{i}_patience{patience}")
+            if not early.rnn_meta(0).exists():
+                early_model(run, snap, i, patience, early)
+            rows.append(_row(i, f"patience {patience}", early, config))
     return rows
+
+
+def spread(rows: list[dict]) -> dict[str, dict]:
+    """Per class: the range of B's median current over the final Ms, and each early M's
+    median current minus its final one's (classes with no median, e.g. never seen, left out)."""
+    out = {}
+    for c in rows[0]["classes"]:
+        current = {(r["model"], r["weights"]): r["classes"][c]["median_current"] for r in rows}
+        finals = {m: v for (m, w), v in current.items() if w == "final" and v is not None}
+        early = {m: v - finals[m] for (m, w), v in current.items()
+                 if w != "final" and v is not None and m in finals}  # fmt: skip
+        if finals:
+            out[c] = {"finals_min": min(finals.values()), "finals_max": max(finals.values()),
+                      "early_minus_final": early}  # fmt: skip
+    return out
 
 
 def _num(x: float | None, spec: str) -> str:
@@ -169,6 +195,13 @@ def main() -> None:
     ap.add_argument("snap", type=Path, metavar="SNAP_DIR")
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--models", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="watch these")
+    ap.add_argument(
+        "--yardstick",
+        type=int,
+        nargs="*",
+        default=[],
+        help="compare: also the final weights of these Ms (B's spread between Ms)",
+    )
     ap.add_argument("--poll", type=float, default=30.0, help="watch: seconds between looks")
     ap.add_argument("--config", type=Path, help="compare: the run's TOML config (analysis B)")
     ap.add_argument("--out", type=Path, default=RESULTS, help=f"default: {RESULTS}")
@@ -179,9 +212,15 @@ def main() -> None:
         return
     if args.config is None:
         ap.error("compare needs --config (the run's TOML config)")
-    rows = compare(run, args.snap, args.config, args.patience)
+    rows = compare(run, args.snap, args.config, args.patience, args.yardstick)
     print_table(rows)
-    atomic_write_json(args.out, {"run": str(args.run), "patience": args.patience, "rows": rows})
+    spreads = spread(rows)
+    print(f"\n{'class':18s} {'finals: current min-max':>24s}  early - final")
+    for c, v in spreads.items():
+        diffs = " ".join(f"M{m} {d:+.3f}" for m, d in v["early_minus_final"].items())
+        print(f"{c:18s} {v['finals_min']:11.3f} - {v['finals_max']:.3f}  {diffs}")
+    atomic_write_json(args.out, {"run": str(args.run), "patience": args.patience,
+                                 "rows": rows, "spread": spreads})  # fmt: skip
     print(f"wrote {args.out}")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-from patience_effect import compare, keep_snapshot  # noqa: E402
+from patience_effect import compare, keep_snapshot, spread  # noqa: E402
 
 from mdnworld.layout import RunLayout  # noqa: E402
 
@@ -27,7 +27,9 @@ def _with_bad_epochs(src: RunLayout, dst: RunLayout, bad: int) -> None:
 
 
 @pytest.mark.slow
-def test_kept_at_patience_then_analysed_like_the_final_model(full_run: Path, tmp_path: Path) -> None:
+def test_kept_at_patience_then_analysed_like_the_final_model(
+    full_run: Path, tmp_path: Path
+) -> None:
     src, training = RunLayout(full_run), RunLayout(tmp_path / "training")
     snap = tmp_path / "snap"
     _with_bad_epochs(src, training, bad=4)
@@ -39,11 +41,15 @@ def test_kept_at_patience_then_analysed_like_the_final_model(full_run: Path, tmp
     assert kept.read_bytes() == src.rnn_best(0).read_bytes()
     assert not list(snap.glob(".model_*"))  # no temp left behind
     # the snapshot is the finished model's own best epoch here: B must come out the same
-    rows = compare(src, snap, full_run.parent / "tiny.toml", patience=5)
-    final, early = rows
+    rows = compare(src, snap, full_run.parent / "tiny.toml", patience=5, yardstick=[1])
+    final, early, other = rows
     assert (final["weights"], early["weights"]) == ("final", "patience 5")
+    assert (other["model"], other["weights"]) == (1, "final")  # the yardstick: final only
     assert early["epochs_run"] == early["best_epoch"] + 5
     assert early["val_nll_per_dim"] == final["val_nll_per_dim"]
     assert early["classes"] == final["classes"]
     assert {"Explosion", "Fireball", "FireballAppears"} <= set(final["classes"])
     assert 0.0 <= final["classes"]["Fireball"]["dream_share"] <= 1.0
+    gaps = spread(rows)
+    assert gaps and all(set(g["early_minus_final"].values()) <= {0.0} for g in gaps.values())
+    assert all(g["finals_min"] <= g["finals_max"] for g in gaps.values())
