@@ -142,7 +142,7 @@ def measure_stage(run_dir: Path, stage: str) -> Iterator[dict[str, Any]]:
         own = _own_peak_bytes() if own_peak else 0
         children = _children_peak_bytes()
         ended = children if children > children_before else 0  # a child of this stage's, ended
-        peak[0] = max(peak[0], own, own + ended)
+        peak[0] = max(peak[0], own + ended)
         record["peak_rss_mb"] = round(peak[0] / 2**20, 1)
         info = machine_info()
         record.update(machine=machine_text(info), **info)
