@@ -185,7 +185,8 @@ def print_table(rows: list[dict]) -> None:
                 _num(v[k], "7.3f") for k in ("median_current", "median_any", "null_p")
             )
             share = _num(None if v["dream_share"] is None else 100 * v["dream_share"], "7.2f")
-            print(f"{head}  {c:18s} {cur:>7s} {any_:>6s} {v['stars']:>5s} {null:>7s} {share:>7s}")
+            stars = v["stars"] or "-"
+            print(f"{head}  {c:18s} {cur:>7s} {any_:>6s} {stars:>5s} {null:>7s} {share:>7s}")
 
 
 def main() -> None:
