@@ -4,10 +4,12 @@ have stopped it, against its final weights, through analysis B and the dreams' w
     python benchmarks/patience_effect.py watch RUN_DIR SNAP_DIR [--patience 5] [--models 3 4]
     python benchmarks/patience_effect.py compare RUN_DIR SNAP_DIR --config CFG [--yardstick 0 1]
 
-watch, beside a running ``train-rnn``: the first time an M's checkpoint counts ``--patience``
-epochs without a new best, its best weights then (what a run with that patience would have
-finished with) are kept in ``SNAP_DIR/model_<i>/best.*``. Polls every 30 s (an epoch takes ~2
-minutes at paper scale on a CPU); ends when every listed M is kept or finished.
+watch, beside a running ``train-rnn`` (or after it): once an M's validation log shows
+``--patience`` epochs without a new best, its best weights then (what a run with that patience
+would have finished with) are kept in ``SNAP_DIR/model_<i>/best.*``; if a later best has
+replaced them by the time it looks, that M is "missed". Polls every 30 s (an epoch takes 1-2
+minutes at paper scale on a CPU); ends when every listed M is kept, missed or finished. On a
+finished M it keeps the final best whenever that is also where the smaller patience stops.
 
 compare, once they have finished: for every M with a snapshot, two run directories under
 ``SNAP_DIR/compare`` (V, episodes and latents linked from RUN_DIR) with that M as their only
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 
 from dream_fidelity import B, dream_labels
+from early_stopping import replay, val_curve
 from vae_fidelity import WORLD
 
 from mdnworld.checkpoints import load_weights, save_weights
@@ -40,44 +43,50 @@ RESULTS = Path(__file__).parent / "results" / "patience_effect.json"
 LINKED = ("vae", "episodes", "latents")
 
 
-def keep_snapshot(run: RunLayout, snap: Path, model: int, patience: int) -> bool:
-    """Copy M ``model``'s best weights to ``snap/model_<i>`` if its checkpoint has gone
-    ``patience`` epochs without a new best (and they are not kept yet). True once kept."""
+def keep_snapshot(run: RunLayout, snap: Path, model: int, patience: int) -> str:
+    """Copy M ``model``'s best weights to ``snap/model_<i>`` once its validation log shows
+    ``patience`` epochs without a new best (``train.loop.EarlyStopping`` replayed on it).
+    "kept" (now or before), "waiting" (patience has not run out yet) or "missed" (it ran out,
+    but a later best has replaced those weights since)."""
     out = snap / f"model_{model}"
     if (out / "best.json").exists():
-        return True
+        return "kept"
     try:
-        meta = read_json(run.rnn_checkpoint(model))["meta"]
-    except (FileNotFoundError, KeyError):
-        return False
-    if meta.get("bad_epochs", 0) < patience:
-        return False
+        stop = replay(val_curve(run, model), patience)
+    except FileNotFoundError:  # not started yet
+        return "waiting"
+    if stop["stop_epoch"] is None:
+        return "waiting"
     tmp = snap / f".model_{model}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     best = run.rnn_best(model)
     for src in (best, best.with_suffix(".json")):
         shutil.copy2(src, tmp / src.name)
-    if read_json(tmp / "best.json")["metrics"]["epoch"] != meta["best_epoch"]:
-        shutil.rmtree(tmp)  # a new best was written between the two reads: look again later
-        return False
+    if read_json(tmp / "best.json")["metrics"]["epoch"] != stop["best_epoch"]:
+        shutil.rmtree(tmp)
+        return "missed"
     tmp.rename(out)
-    return True
+    return "kept"
 
 
 def watch(run: RunLayout, snap: Path, models: list[int], patience: int, poll: float) -> None:
-    """``keep_snapshot`` for each of ``models`` every ``poll`` seconds until each is kept or
-    has finished training."""
+    """``keep_snapshot`` for each of ``models`` every ``poll`` seconds until each is kept,
+    missed or has finished training."""
     todo = set(models)
     while todo:
         for i in sorted(todo):
-            if keep_snapshot(run, snap, i, patience):
+            status = keep_snapshot(run, snap, i, patience)
+            if status == "kept":
                 epoch = read_json(snap / f"model_{i}" / "best.json")["metrics"]["epoch"]
                 print(f"model_{i}: kept its best epoch {epoch} at patience {patience}", flush=True)
-                todo.discard(i)
+            elif status == "missed":
+                print(f"model_{i}: missed (a new best came before the look)", flush=True)
             elif run.rnn_meta(i).exists():
-                print(f"model_{i}: finished before {patience} epochs without gain", flush=True)
-                todo.discard(i)
+                print(f"model_{i}: finished without {patience} epochs without gain", flush=True)
+            else:
+                continue
+            todo.discard(i)
         if todo:
             time.sleep(poll)
 
