@@ -83,7 +83,7 @@ def watch(run: RunLayout, snap: Path, models: list[int], patience: int, poll: fl
             elif status == "missed":
                 print(f"model_{i}: missed (a new best came before the look)", flush=True)
             elif run.rnn_meta(i).exists():
-                print(f"model_{i}: finished without {patience} epochs without gain", flush=True)
+                print(f"model_{i}: finished before {patience} epochs without gain", flush=True)
             else:
                 continue
             todo.discard(i)
