@@ -75,7 +75,7 @@ def test_tampering_and_overwriting_are_refused(trained_run: Path, tmp_path: Path
 
 
 @pytest.mark.parametrize(("name", "recon_loss"), [("paper", "bce"), ("sharp", "mse")])
-def test_the_repositorys_paper_models_load_and_dream(
+def test_the_repositorys_shipped_models_load_and_dream(
     name: str, recon_loss: str, tmp_path: Path
 ) -> None:
     """results/paper/models and results/sharp/models (committed, configs/paper.toml's and
