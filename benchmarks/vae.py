@@ -65,14 +65,16 @@ def rate(step: Callable[[], float], steps: int, warmup: int, batch: int = 100) -
 
 
 def bare_loop(x_all: torch.Tensor, amp: str) -> Callable[[], float]:
-    """Our V in a bare loop: in-memory tensor, random batches of 100, Adam, the same loss."""
+    """Our V in a bare loop: in-memory tensor, random batches of 100, Adam, the same loss, on
+    the tensor's device."""
     torch.manual_seed(0)
-    model = VAE(VAEArch())
+    device = x_all.device
+    model = VAE(VAEArch()).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step() -> float:
-        x = x_all[torch.randint(0, len(x_all), (100,))]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+        x = x_all[torch.randint(0, len(x_all), (100,), device=device)]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
             logits, mu, logvar = model(x)
         loss, _, _ = vae_loss(logits, x, mu, logvar)
         opt.zero_grad()
@@ -83,8 +85,9 @@ def bare_loop(x_all: torch.Tensor, amp: str) -> Callable[[], float]:
     return step
 
 
-def trainer_rate(run: Path, steps: int) -> float:
-    """Median samples/s that the real trainer logs (one row per step)."""
+def trainer_rate(run: Path, steps: int, device: str = "cpu", log_every: int = 1) -> float:
+    """Median samples/s that the real trainer logs (a row every ``log_every`` steps; each
+    row's rate covers the steps since the last), on ``device``."""
     shutil.rmtree(RunLayout(run).vae_dir, ignore_errors=True)
     cmd = [
         sys.executable,
@@ -92,7 +95,8 @@ def trainer_rate(run: Path, steps: int) -> float:
         (
             "import sys; from pathlib import Path; from mdnworld.config import VAEConfig;"
             "from mdnworld.train.vae import train_vae;"
-            f"train_vae(Path({str(run)!r}), VAEConfig(log_every=1, device='cpu', val_frames=100),"
+            f"cfg = VAEConfig(log_every={log_every}, device={device!r}, val_frames=100);"
+            f"train_vae(Path({str(run)!r}), cfg,"
             f" log=lambda m: None, stop_after_steps={steps})"
         ),
     ]

@@ -7,6 +7,8 @@
 #      epochs, encode, the five Ms side by side to early stopping or the time left), packed into
 #      $OUT/NAME (NAME: the config file's stem). configs/paper.toml needs more than one session:
 #      its V's 10 epochs took 5.6 min on an H200.
+#   3. benchmarks/gpu.py --device cuda: V's trainer beside its bare loop, and the minutes of each
+#      stage of step 2's run (issue 20: steps 1-4 <= 5 min, trainer >= 1.0x the bare loop).
 #
 # The machine has python3 with torch, numpy, scipy, matplotlib, tqdm, imageio, safetensors,
 # tensorboard, opencv; not vizdoom, gymnasium, cma or imageio-ffmpeg. Before the call, here:
@@ -31,6 +33,8 @@ python3 benchmarks/batched_rnn.py --device cuda --seconds 3 2>&1 | tail -n 8 | t
 python3 benchmarks/batched_rnn.py --device cuda --seconds 3 --compile 2>&1 | tail -n 8 \
   | tee -a "$out/gpu.txt"
 cp benchmarks/results/batched_rnn_cuda.json benchmarks/results/batched_rnn_compile_cuda.json "$out/"
-left=$((budget - ($(date +%s) - start)))
+left=$((budget - ($(date +%s) - start) - 60))  # 60 s for benchmarks/gpu.py at the end
 DEVICE=cuda PYTHON=python3 scripts/train_on_gpu.sh "$config" "/tmp/$name" "$out/$name" \
   "$left" 2>&1 | grep -v '\r' | tail -n 40 | tee -a "$out/gpu.txt"
+python3 benchmarks/gpu.py --device cuda --run "/tmp/$name" --out "$out/gpu_cuda.json" 2>&1 \
+  | tail -n 12 | tee -a "$out/gpu.txt"

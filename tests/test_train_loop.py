@@ -5,6 +5,7 @@ of batches it has seen."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -141,3 +142,17 @@ def test_the_bar_counts_each_epoch_when_early_stopping_may_end_the_run(capsys) -
         assert loop.step == 9 and expected in err and absent not in err
         if per_epoch:
             assert "toy epoch 1/3" in err and "0/3 [" in err  # a bar of an epoch's 3 steps
+
+
+def test_rate_covers_every_step_since_the_last_logged_one() -> None:
+    """Two logged steps apart, of which the unlogged one takes 0.1 s and the logged one no
+    time: the rate is 2 batches over ~0.1 s (not one batch over the logged step's ~0 s)."""
+    loop = TrainLoop(loop_cfg(epochs=1, log_every=2), 8, seed=0, desc="toy")
+    rates = []
+    for epoch in loop.epochs(lambda step: None):
+        for ids in loop.steps(epoch.batch_ids):
+            if loop.step % 2 == 0:
+                time.sleep(0.1)
+            if loop.end_step(len(ids), torch.tensor(1.0)):
+                rates.append(loop.rate)
+    assert len(rates) == 1 and 60 < rates[0] < 80  # 8 items / 0.1 s; the old figure was ~1e5

@@ -26,7 +26,7 @@ from mdnworld.io import read_json
 from mdnworld.layout import RunLayout
 from mdnworld.models.vae import VAE, VAEArch, frames_to_tensor
 from mdnworld.train.encode import encode_run
-from mdnworld.train.vae import evaluate, train_vae
+from mdnworld.train.vae import ResidentFrames, evaluate, train_vae, use_resident
 
 QUIET = {"log": lambda s: None}
 
@@ -116,6 +116,26 @@ def test_killed_and_resumed_equals_uninterrupted(small_run: Path, tmp_path: Path
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     steps = [r for r in (b / "vae" / "log.jsonl").read_text().splitlines() if '"train/loss"' in r]
     assert len(steps) == len({r.split(",")[0] for r in steps})  # no duplicated steps in the log
+
+
+@pytest.mark.slow
+def test_resident_frames_train_the_same_weights(small_run: Path, tmp_path: Path) -> None:
+    """Frames copied to the device once give the very batches and weights of frames read from
+    disk step by step (the GPU's path, run here on the CPU), and "auto" keeps a CPU streaming."""
+    streamed = _run_copy(small_run, tmp_path / "streamed")
+    resident = _run_copy(small_run, tmp_path / "resident")
+    train_vae(streamed, _cfg(epochs=1, resident="off"), **QUIET)
+    lines: list[str] = []
+    train_vae(resident, _cfg(epochs=1, resident="on"), log=lines.append)
+    assert any("resident on cpu" in line for line in lines)
+    wa, _ = load_weights(streamed / "vae" / "model.safetensors")
+    wb, _ = load_weights(resident / "vae" / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    store = FrameStore(episode_files(small_run))
+    rows = np.array([5, 0, len(store) - 1, 5])
+    assert np.array_equal(ResidentFrames(store, torch.device("cpu"), chunk=7).read(rows).numpy(),
+                          store.read(rows))  # fmt: skip
+    assert not use_resident("auto", torch.device("cpu"), len(store))
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ from mdnworld.errors import ConfigError
 
 ReconLoss = Literal["bce", "mse"]
 Amp = Literal["auto", "none", "bf16"]
+Resident = Literal["auto", "on", "off"]
 """device.py's ``resolve_amp``: "auto" = bf16 where the CPU has native bf16, else float32."""
 Compile = Literal["auto", "none", "on"]
 Mixture = Literal["shared", "per_dim"]
@@ -118,6 +119,9 @@ class VAEConfig:
     """Torch CPU threads; 0 = one per core."""
     prefetch: int = 0
     """Batches read ahead on a thread; 0 = none (fastest on a 2-core CPU; try 2 on a GPU)."""
+    resident: Resident = "auto"
+    """Copy all training frames to the device once (no reads, no host copies per step): "on",
+    "off", or "auto": on CUDA when they take under half its free memory (paper scale: 6.5 GB)."""
 
 
 @dataclass

@@ -21,7 +21,8 @@ What the loop owns:
 - a finite loss: the losses given to ``end_step`` are checked at each logged step and before
   every checkpoint (one device sync each, not one per step); a non-finite one raises a
   ``DataError`` naming the step, and nothing after it is saved;
-- the progress bar (``loop.bar``), and ``loop.rate``: items per second of the logged step;
+- the progress bar (``loop.bar``), and ``loop.rate``: items per second over the steps since
+  the last logged one, all the loop's work included (on a GPU, the queued kernels too);
 - the test hook ``stop_after_steps``: after that many steps of this loop, ``Stopped`` is raised
   where a kill could have struck (before the step's checkpoint, or after an epoch's end), and
   nothing more is saved. Trainers catch it and return what they have.
@@ -159,13 +160,12 @@ class TrainLoop:
     def steps(self, batches: Iterable[B]) -> Iterator[B]:
         """Each batch of one epoch; the caller takes one optimizer step on it and calls
         ``end_step``. Between steps: the stop hook and the checkpoint timer."""
-        self._t0 = time.perf_counter()
+        self._t0, self._n0 = time.perf_counter(), self.step
         for batch in batches:
             self._counted = False
             yield batch
             if not self._counted:
                 raise RuntimeError(f"{self.desc}: a step ended without loop.end_step(...)")
-            self._t0 = time.perf_counter()
             if self.step % self.steps_per_epoch == 0:
                 return  # the epoch's end: the caller evaluates, then epochs() saves
             self._stop_if_due()
@@ -187,8 +187,10 @@ class TrainLoop:
         self.bar.update(1)
         if self.step % self.cfg.log_every:
             return False
-        self.check_losses()
-        self.rate = n_items / max(time.perf_counter() - self._t0, 1e-9)
+        self.check_losses()  # waits for the device: the time below covers the work queued
+        now = time.perf_counter()
+        self.rate = n_items * (self.step - self._n0) / max(now - self._t0, 1e-9)
+        self._t0, self._n0 = now, self.step
         return True
 
     def check_losses(self) -> None:
