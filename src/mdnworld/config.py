@@ -121,7 +121,7 @@ class VAEConfig:
     """Batches read ahead on a thread; 0 = none (fastest on a 2-core CPU; try 2 on a GPU)."""
     resident: Resident = "auto"
     """Copy all training frames to the device once (no reads, no host copies per step): "on",
-    "off", or "auto": on CUDA when they take under half its free memory (paper scale: 6.5 GB)."""
+    "off", or "auto": on CUDA when they take under half its free memory (paper scale: 6.2 GB)."""
 
 
 @dataclass

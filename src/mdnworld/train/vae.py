@@ -10,7 +10,7 @@ of step s comes from a generator seeded by (seed, s); a checkpoint stores weight
 and the step. A run stopped anywhere and resumed ends with the same weights as one that never
 stopped (on the same device and thread count).
 
-On a GPU the training frames are copied to it once (``resident``, paper scale 6.5 GB): a step
+On a GPU the training frames are copied to it once (``resident``, paper scale 6.2 GB): a step
 then gathers its batch there instead of reading the disk and copying to the device.
 
 Files under ``RUN_DIR/vae/``: ``checkpoint.{safetensors,json}``, ``model.{safetensors,json}``
