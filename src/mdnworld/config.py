@@ -29,8 +29,8 @@ from mdnworld.errors import ConfigError
 
 ReconLoss = Literal["bce", "mse"]
 Amp = Literal["auto", "none", "bf16"]
-Resident = Literal["auto", "on", "off"]
 """device.py's ``resolve_amp``: "auto" = bf16 where the CPU has native bf16, else float32."""
+Resident = Literal["auto", "on", "off"]
 Compile = Literal["auto", "none", "on"]
 Mixture = Literal["shared", "per_dim"]
 ZSource = Literal["mu", "sample"]
@@ -120,8 +120,7 @@ class VAEConfig:
     prefetch: int = 0
     """Batches read ahead on a thread; 0 = none (fastest on a 2-core CPU; try 2 on a GPU)."""
     resident: Resident = "auto"
-    """Copy all training frames to the device once (no reads, no host copies per step): "on",
-    "off", or "auto": on CUDA when they take under half its free memory (paper scale: 6.2 GB)."""
+    """Frames copied to the device once: "on", "off", "auto" (CUDA, under half its free memory)."""
 
 
 @dataclass
@@ -367,9 +366,8 @@ class RunConfig:
     iterate: IterateConfig = field(default_factory=IterateConfig)
 
 
-STAGES: tuple[str, ...] = tuple(
-    f.name for f in dataclasses.fields(RunConfig) if f.name != "run_dir"
-)
+STAGES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RunConfig))[1:]
+"""The stage tables of a config, in pipeline order (``run_dir`` is not one)."""
 
 
 def _in(lo: float, hi: float, closed: bool) -> tuple[str, Callable[[Any], bool]]:
@@ -425,12 +423,9 @@ def coerce(value: Any, typ: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return [coerce(v, item, where) for v in value]
     if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
-            return False
+        word = str(value).lower()
+        if isinstance(value, bool) or word in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return word in ("true", "1", "yes", "on")
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if typ in (int, float, str):
         if typ is int and isinstance(value, bool | float) and not float(value).is_integer():
