@@ -11,10 +11,10 @@ last leg left them (fresh Adam, early stopping counted anew within the leg).
   python scripts/rnn_legs.py save RUN_DIR LEGS_DIR --leg NAME [--init results/paper/models/rnn]
   python scripts/rnn_legs.py restore LEGS_DIR RUN_DIR
 
-An M is converged when a leg ends by early stopping (``patience`` epochs without a better
-validation NLL). ``LEGS_DIR/LEGS.json`` holds each M's legs: epochs, best epoch, best val
-NLL/dim and how the leg ended ("early", "time" (``--max-minutes``) or "cut" (stopped by hand:
-its best weights so far)).
+An M is done when a leg ends by early stopping (``patience`` epochs without a better
+validation NLL) or after ``epochs``. ``LEGS_DIR/LEGS.json`` holds each M's legs: epochs, best
+epoch, best val NLL/dim and how the leg ended: "early", "epochs", "time" (``--max-minutes``) or
+"cut" (stopped by hand: its best weights so far).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _leg_of(path: Path, name: str) -> tuple[Path, dict[str, Any], dict]:
     """A finished M's weights at ``path`` (train-rnn's ``model.safetensors`` or an export of
     it), their meta and the record of the leg that made them."""
     meta = load_weights(path)[1]
-    stop = "early" if meta["stopped_early"] else "time"
+    stop = "early" if meta["stopped_early"] else "time" if meta["stopped_by_time"] else "epochs"
     return path, meta, {"leg": name, "epochs": meta["epochs_run"],
                         "best_epoch": meta["best_epoch"],
                         "val": meta["metrics"]["val_nll_per_dim"], "stop": stop}  # fmt: skip
@@ -76,7 +76,7 @@ def save(run_dir: Path, legs_dir: Path, name: str, init: Path | None) -> None:
         meta = {k: v for k, v in meta.items() if k != "sha256"}
         save_weights(legs_dir / f"model_{i}.safetensors", half, meta)
         entry["legs"] = [g for g in entry["legs"] if g["leg"] != leg["leg"]] + [leg]
-        entry["converged"] = entry["legs"][-1]["stop"] == "early"
+        entry["done"] = entry["legs"][-1]["stop"] in ("early", "epochs")
         print(f"model_{i}: leg {leg['leg']}: {leg['epochs']} epochs, best {leg['best_epoch']}, "
               f"val {leg['val']:.4f}, ended {leg['stop']}")  # fmt: skip
     atomic_write_json(record_path, record)
@@ -85,14 +85,14 @@ def save(run_dir: Path, legs_dir: Path, name: str, init: Path | None) -> None:
 def restore(legs_dir: Path, run_dir: Path) -> None:
     run = RunLayout(run_dir)
     for key, entry in read_json(legs_dir / "LEGS.json")["models"].items():
-        if not entry.get("converged"):
-            print(f"model_{key}: not converged: train-rnn --init {legs_dir} goes on with it")
+        if not entry.get("done"):
+            print(f"model_{key}: not done: train-rnn --init {legs_dir} goes on with it")
             continue
         tensors, meta = load_weights(legs_dir / f"model_{key}.safetensors")
         full = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
         meta = {k: v for k, v in meta.items() if k != "sha256"}
         save_weights(run.rnn_model(int(key)), full, meta)
-        print(f"model_{key}: converged, restored as finished into {run.rnn_model(int(key))}")
+        print(f"model_{key}: done, restored as finished into {run.rnn_model(int(key))}")
 
 
 def main() -> None:
