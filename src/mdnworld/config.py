@@ -157,7 +157,7 @@ class RNNConfig:
     patience: int = 10
     """Stop after this many epochs without a new best validation NLL; 0 = never stop early."""
     max_minutes: float = 0.0
-    """Also stop at the first epoch end after this many minutes in one call (0 = no limit)."""
+    """Also end each M at its first epoch end after it trained this many minutes (0 = no limit)."""
     batch_size: int = 256
     lr: float = 1e-3
     grad_clip: float = 0.0
