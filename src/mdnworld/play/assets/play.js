@@ -128,6 +128,8 @@ async function restart() {
 }
 
 async function setting(body) {
+  // after a step in flight, whose view (from before the change) would otherwise land last
+  while (state.busy) await new Promise((resolve) => setTimeout(resolve, 10));
   try {
     const { view } = await api("/api/set", { session: state.sid, ...body });
     show(view);
