@@ -25,23 +25,25 @@ from typing import Any
 
 import torch
 
-from mdnworld.checkpoints import load_weights, save_weights
+from mdnworld.checkpoints import load_weights
 from mdnworld.io import atomic_write_json, read_json
 from mdnworld.layout import RunLayout, model_index
+from mdnworld.shipped import convert_weights
 
 
 def _leg_of(path: Path, name: str) -> tuple[Path, dict[str, Any], dict]:
     """A finished M's weights at ``path`` (train-rnn's ``model.safetensors`` or an export of
-    it), their meta and the record of the leg that made them."""
+    it), what its meta lacks (nothing) and the record of the leg that made them."""
     meta = load_weights(path)[1]
     stop = "early" if meta["stopped_early"] else "time" if meta["stopped_by_time"] else "epochs"
-    return path, meta, {"leg": name, "epochs": meta["epochs_run"],
+    return path, {}, {"leg": name, "epochs": meta["epochs_run"],
                         "best_epoch": meta["best_epoch"],
                         "val": meta["metrics"]["val_nll_per_dim"], "stop": stop}  # fmt: skip
 
 
 def _leg(run: RunLayout, index: int, name: str) -> tuple[Path, dict[str, Any], dict] | None:
-    """Model ``index``'s latest weights in ``run``, their meta and this leg's record."""
+    """Model ``index``'s latest weights in ``run``, what their meta lacks and this leg's
+    record (a cut M's best weights carry no architecture: its checkpoint has it)."""
     model_dir = run.rnn_model_dir(index)
     if run.rnn_meta(index).exists():  # finished: by early stopping or by --max-minutes
         return _leg_of(run.rnn_model(index), name)
@@ -49,9 +51,9 @@ def _leg(run: RunLayout, index: int, name: str) -> tuple[Path, dict[str, Any], d
     if not (best.exists() and ckpt.exists()):
         return None  # not started in this leg
     state = read_json(ckpt)["meta"]
-    meta = {**load_weights(best)[1], "arch": state["arch"], "model_index": index}
+    extra = {"arch": state["arch"], "model_index": index}
     epochs = state["step"] // state["steps_per_epoch"]
-    return best, meta, {"leg": name, "epochs": epochs, "best_epoch": state["best_epoch"],
+    return best, extra, {"leg": name, "epochs": epochs, "best_epoch": state["best_epoch"],
                         "val": state["best_val"], "stop": "cut"}  # fmt: skip
 
 
@@ -70,11 +72,8 @@ def save(run_dir: Path, legs_dir: Path, name: str, init: Path | None) -> None:
             found = _leg_of(init / f"model_{i}.safetensors", "init")
         if found is None:
             continue
-        path, meta, leg = found
-        tensors = load_weights(path)[0]
-        half = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in tensors.items()}
-        meta = {k: v for k, v in meta.items() if k != "sha256"}
-        save_weights(legs_dir / f"model_{i}.safetensors", half, meta)
+        path, extra, leg = found
+        convert_weights(path, legs_dir / f"model_{i}.safetensors", torch.float16, extra)
         entry["legs"] = [g for g in entry["legs"] if g["leg"] != leg["leg"]] + [leg]
         entry["done"] = entry["legs"][-1]["stop"] in ("early", "epochs")
         print(f"model_{i}: leg {leg['leg']}: {leg['epochs']} epochs, best {leg['best_epoch']}, "
@@ -88,10 +87,8 @@ def restore(legs_dir: Path, run_dir: Path) -> None:
         if not entry.get("done"):
             print(f"model_{key}: not done: train-rnn --init {legs_dir} goes on with it")
             continue
-        tensors, meta = load_weights(legs_dir / f"model_{key}.safetensors")
-        full = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
-        meta = {k: v for k, v in meta.items() if k != "sha256"}
-        save_weights(run.rnn_model(int(key)), full, meta)
+        convert_weights(legs_dir / f"model_{key}.safetensors", run.rnn_model(int(key)),
+                        torch.float32, {})  # fmt: skip
         print(f"model_{key}: done, restored as finished into {run.rnn_model(int(key))}")
 
 

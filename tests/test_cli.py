@@ -62,6 +62,8 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
         ("[generate\n", [], "not valid TOML"),
         ("", ["generate.episodes"], "expected section.key=value"),
         ("", ["generate.workers=1.5"], "generate.workers: expected int"),
+        ("[rnn]\ndone_head = 1\n", [], "rnn.done_head: expected true/false, got 1"),
+        ("", ["rnn.done_head=maybe"], "rnn.done_head: expected true/false, got 'maybe'"),
         # a string option's typo fails when it is read, naming the allowed values
         ("[vae]\nrecon_loss = 'bec'\n", [], BAD_RECON),
         ("", ["vae.recon_loss=bec"], BAD_RECON),

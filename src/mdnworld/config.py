@@ -423,9 +423,9 @@ def coerce(value: Any, typ: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return [coerce(v, item, where) for v in value]
     if typ is bool:
-        word = str(value).lower()
+        word = value.lower() if isinstance(value, str) else value  # a TOML 1 is no bool
         if isinstance(value, bool) or word in ("true", "1", "yes", "on", "false", "0", "no", "off"):
-            return word in ("true", "1", "yes", "on")
+            return word in (True, "true", "1", "yes", "on")
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if typ in (int, float, str):
         if typ is int and isinstance(value, bool | float) and not float(value).is_integer():

@@ -34,8 +34,9 @@ START_STEPS = (0, 150)
 CONTROLLER = "controller.safetensors"  # optional: the run's trained controller (CMA-ES mean)
 
 
-def _convert(src: Path, dst: Path, dtype: torch.dtype, extra: dict[str, Any]) -> None:
-    """Copy a safetensors + JSON pair, casting floating tensors to ``dtype``."""
+def convert_weights(src: Path, dst: Path, dtype: torch.dtype, extra: dict[str, Any]) -> None:
+    """Copy a safetensors + JSON pair to ``dst``, casting floating tensors to ``dtype``, dropping
+    the old sha256 and adding ``extra`` to the meta."""
     tensors, meta = load_weights(src)
     cast = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     meta = {k: v for k, v in meta.items() if k != "sha256"}
@@ -49,18 +50,19 @@ def export_models(
     dtype = torch.float16 if fp16 else torch.float32
     run = RunLayout(run_dir)
     vae_src = run.vae_model
-    _convert(vae_src, out / "vae.safetensors", dtype, {"source_sha256": sha256_file(vae_src)})
+    extra = {"source_sha256": sha256_file(vae_src)}
+    convert_weights(vae_src, out / "vae.safetensors", dtype, extra)
     models = [run.rnn_model(i) for i in run.rnn_indices()]
     if not models:
         raise MissingError(f"{run.rnn_dir}: no finished M to export")
     for src in models:
         name = src.parent.name  # model_<i>
         extra = {"source_sha256": sha256_file(src)}
-        _convert(src, out / "rnn" / f"{name}.safetensors", dtype, extra)
+        convert_weights(src, out / "rnn" / f"{name}.safetensors", dtype, extra)
     shutil.copyfile(run.rnn_split, out / "split.json")
     if run.controller_weights().exists():
         extra = {"source_sha256": sha256_file(run.controller_weights())}
-        _convert(run.controller_weights(), out / CONTROLLER, torch.float32, extra)
+        convert_weights(run.controller_weights(), out / CONTROLLER, torch.float32, extra)
     StartBank.from_run(run_dir).save_rows(out / STARTS_FILE, START_STEPS)
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "MANIFEST.json")
     data = {
@@ -127,19 +129,17 @@ def init_from_shipped(
     for existing in (run.vae_meta, run.rnn_dir):
         if existing.exists():
             raise ConflictError(f"{existing}: {run_dir} already has trained models; use a new run")
-    _convert(models_dir / "vae.safetensors", run.vae_model,
-             torch.float32, {"shipped_from": str(models_dir)})  # fmt: skip
+    origin = {"shipped_from": str(models_dir)}
+    convert_weights(models_dir / "vae.safetensors", run.vae_model, torch.float32, origin)
     for name in manifest["models"]:
-        _convert(models_dir / "rnn" / f"{name}.safetensors",
-                 run.rnn_model(model_index(name)), torch.float32,
-                 {"shipped_from": str(models_dir)})  # fmt: skip
+        src = models_dir / "rnn" / f"{name}.safetensors"
+        convert_weights(src, run.rnn_model(model_index(name)), torch.float32, origin)
     shutil.copyfile(models_dir / "split.json", run.rnn_split)
     run.latents_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(models_dir / STARTS_FILE, run.starts)
     what, then = "", f"`mdnworld dream {run_dir}` or `mdnworld analyze all {run_dir}`"
     if CONTROLLER in manifest["files"]:
-        _convert(models_dir / CONTROLLER, run.controller_weights(), torch.float32,
-                 {"shipped_from": str(models_dir)})  # fmt: skip
+        convert_weights(models_dir / CONTROLLER, run.controller_weights(), torch.float32, origin)
         what, then = " and a controller", f"{then} or `mdnworld evaluate {run_dir}`"
     log(f"from-shipped: {run_dir} has V, {len(manifest['models'])} M(s){what} from "
         f"{models_dir}; now {then}")  # fmt: skip
