@@ -92,35 +92,17 @@ def vae_curves(train: Sequence[Mapping], val: Sequence[Mapping], path: Path) -> 
 def rnn_nll(models: Mapping[int, Sequence[Mapping]], path: Path) -> Path:
     """Validation NLL per dim against the epoch, per model, next to its Gaussian baseline."""
     fig, (ax,) = _figure(7, 3.2)
+    curves = (  # logged key, line format and style, label
+        ("val/nll_per_dim", "o-", {"ms": 3}, "validation"),
+        ("train/eval_nll_per_dim", "--", {"lw": 1}, "train"),
+        ("val/baseline_nll_per_dim", ":", {"lw": 1.5}, "baseline"),
+    )
     for i, rows in models.items():
-        c = model_colour(i)
         ep = [r["epoch"] for r in rows]
-        ax.plot(
-            ep,
-            [r.get("val/nll_per_dim") for r in rows],
-            "o-",
-            ms=3,
-            color=c,
-            label=f"model_{i} validation",
-        )
-        if any("train/eval_nll_per_dim" in r for r in rows):
-            ax.plot(
-                ep,
-                [r.get("train/eval_nll_per_dim") for r in rows],
-                "--",
-                lw=1,
-                color=c,
-                label=f"model_{i} train",
-            )
-        if any("val/baseline_nll_per_dim" in r for r in rows):
-            ax.plot(
-                ep,
-                [r.get("val/baseline_nll_per_dim") for r in rows],
-                ":",
-                lw=1.5,
-                color=c,
-                label=f"model_{i} baseline",
-            )
+        for key, fmt, style, what in curves:
+            if any(key in r for r in rows):
+                values = [r.get(key) for r in rows]
+                ax.plot(ep, values, fmt, color=model_colour(i), label=f"model_{i} {what}", **style)
     ax.set_xlabel("epoch", fontsize=9)
     _integer_x(ax)
     ax.set_ylabel("NLL per latent dim (nats)", fontsize=9)
