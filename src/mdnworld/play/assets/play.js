@@ -120,7 +120,14 @@ function loop() {
   step().then(next);
 }
 
+// A call that changes the session waits for the step in flight, whose view (from before the
+// change) would otherwise land last and stay shown.
+async function stepDone() {
+  while (state.busy) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
 async function restart() {
+  await stepDone();
   const { view } = await api("/api/restart", { session: state.sid, real: $("realgame").checked });
   state.history = [];
   show(view);
@@ -128,8 +135,7 @@ async function restart() {
 }
 
 async function setting(body) {
-  // after a step in flight, whose view (from before the change) would otherwise land last
-  while (state.busy) await new Promise((resolve) => setTimeout(resolve, 10));
+  await stepDone();
   try {
     const { view } = await api("/api/set", { session: state.sid, ...body });
     show(view);
