@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from mdnworld.checkpoints import load_weights
+from mdnworld.checkpoints import read_meta
 from mdnworld.io import atomic_write_json, read_json
 from mdnworld.layout import RunLayout, model_index
 from mdnworld.shipped import convert_weights
@@ -34,7 +34,7 @@ from mdnworld.shipped import convert_weights
 def _leg_of(path: Path, name: str) -> tuple[Path, dict[str, Any], dict]:
     """A finished M's weights at ``path`` (train-rnn's ``model.safetensors`` or an export of
     it), what its meta lacks (nothing) and the record of the leg that made them."""
-    meta = load_weights(path)[1]
+    meta = read_meta(path.with_suffix(".json"), "an M's meta")  # the weights: convert_weights
     stop = "early" if meta["stopped_early"] else "time" if meta["stopped_by_time"] else "epochs"
     return path, {}, {"leg": name, "epochs": meta["epochs_run"],
                         "best_epoch": meta["best_epoch"],
