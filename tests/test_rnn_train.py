@@ -9,6 +9,7 @@ import itertools
 import multiprocessing as mp
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -211,10 +212,21 @@ def test_a_job_left_alone_takes_the_idle_cores(
     if (os.cpu_count() or 1) < 2:
         pytest.skip("one core: nothing to share")
     run = _copy_latents(encoded, tmp_path / "run")
-    cfg = _cfg(hidden=16, epochs=8, models=3, jobs=2, threads=0)
-    assert len(train_rnn(run, cfg, **QUIET)) == 3
+    cfg = _cfg(hidden=16, epochs=2, models=3, jobs=2, threads=0)
+    assert len(rnn_jobs.train_in_jobs(run, cfg, _third_after_the_others)) == 3
     out = capfd.readouterr().out
     assert f"model_2: {os.cpu_count()} threads from now on" in out
+
+
+def _third_after_the_others(run_dir: Path, cfg: RNNConfig) -> list[dict]:
+    """``train_rnn`` in a job process, where model_2 first waits (at most 5 min) until models 0
+    and 1 are done, so that it surely starts an epoch alone (a race otherwise: the two can end
+    seconds apart while a tiny model_2 runs all its epochs)."""
+    if cfg.model_index == 2:
+        unfinished, deadline = rnn_jobs._share[0], time.monotonic() + 300
+        while unfinished.value > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return train_rnn(run_dir, cfg)
 
 
 def _copy_latents(src: Path, dest: Path, zdim: int | None = None) -> Path:
