@@ -57,6 +57,12 @@ def _leg(run: RunLayout, index: int, name: str) -> tuple[Path, dict[str, Any], d
                         "val": state["best_val"], "stop": "cut"}  # fmt: skip
 
 
+def _same_numbers(a: dict, b: dict) -> bool:
+    """Two legs' records that differ at most in their names."""
+    return all(a[k] == b[k] for k in ("epochs", "best_epoch", "stop")) and abs(
+        a["val"] - b["val"]) < 1e-9  # fmt: skip
+
+
 def save(run_dir: Path, legs_dir: Path, name: str, init: Path | None) -> None:
     run = RunLayout(run_dir)
     record_path = legs_dir / "LEGS.json"
@@ -73,6 +79,9 @@ def save(run_dir: Path, legs_dir: Path, name: str, init: Path | None) -> None:
         if found is None:
             continue
         path, extra, leg = found
+        last = entry["legs"][-1] if entry["legs"] else None
+        if last and last["leg"] != leg["leg"] and _same_numbers(last, leg):
+            continue  # a finished M that ``restore`` put back: no new leg
         convert_weights(path, legs_dir / f"model_{i}.safetensors", torch.float16, extra)
         entry["legs"] = [g for g in entry["legs"] if g["leg"] != leg["leg"]] + [leg]
         entry["done"] = entry["legs"][-1]["stop"] in ("early", "epochs")

@@ -61,3 +61,4 @@ def test_legs_carry_a_training_over_a_wiped_machine(legs, encoded: Path, tmp_pat
     legs.save(second, out, "two", None)
     record = read_json(out / "LEGS.json")["models"]
     assert [g["leg"] for g in record["1"]["legs"]] == ["one", "two"] and record["1"]["done"]
+    assert [g["leg"] for g in record["0"]["legs"]] == ["one"]  # restored, not trained again
