@@ -59,8 +59,8 @@ def _leg(run: RunLayout, index: int, name: str) -> tuple[Path, dict[str, Any], d
 
 def _same_numbers(a: dict, b: dict) -> bool:
     """Two legs' records that differ at most in their names."""
-    return all(a[k] == b[k] for k in ("epochs", "best_epoch", "stop")) and abs(
-        a["val"] - b["val"]) < 1e-9  # fmt: skip
+    keys = ("epochs", "best_epoch", "stop")
+    return all(a[k] == b[k] for k in keys) and abs(a["val"] - b["val"]) < 1e-9
 
 
 def save(run_dir: Path, legs_dir: Path, name: str, init: Path | None) -> None:
