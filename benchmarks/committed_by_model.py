@@ -11,6 +11,8 @@ validated detectors (each result kept in ``--work``; a result already there is r
 stopped run goes on) and sums up, per M and detector set: the component that dreams the most
 explosions (and the most any other one dreams), the same for fireballs, and how many
 components dream fireballs on at least a quarter of the frames. Prints a table, writes --out.
+Each run of it rewrites RUN/analysis/committed (C of the last M it ran): point it at a copy,
+e.g. one made with ``mdnworld from-shipped``, not at a run whose record you keep.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mdnworld.io import atomic_write_json, read_json
+from mdnworld.io import atomic_write_json
 from mdnworld.layout import RunLayout
+from mdnworld.records import Committed, read_committed
 
 RESULTS = Path(__file__).parent / "results" / "committed_by_model.json"
 DETECTORS = ("spec", "validated")
 
 
-def committed(run: Path, model: int, detectors: str, config: str, work: Path) -> dict:
+def committed(run: Path, model: int, detectors: str, config: str, work: Path) -> Committed:
     """C's result for M ``model`` of ``run`` (``analysis/committed/results.json``), made once."""
     kept = work / f"model_{model}_{detectors}.json"
     if not kept.exists():
@@ -38,23 +41,18 @@ def committed(run: Path, model: int, detectors: str, config: str, work: Path) ->
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         work.mkdir(parents=True, exist_ok=True)
         shutil.copy(run / "analysis" / "committed" / "results.json", kept)
-    return read_json(kept)
+    return read_committed(kept)
 
 
-def lead(medians: list[dict], cls: str) -> dict:
-    """The component that dreams ``cls`` most (median frames of 1000) and the most of the rest."""
-    ranked = sorted(medians, key=lambda row: row[cls], reverse=True)
-    return {"component": ranked[0]["component"], "frames": ranked[0][cls],
-            "others_max": ranked[1][cls]}  # fmt: skip
-
-
-def summary(result: dict) -> dict:
-    medians, steps = result["median_frames"], result["steps"]
-    return {
-        "explosion": lead(medians, "Explosion"),
-        "fireball": lead(medians, "Fireball"),
-        "fireball_components_quarter": sum(r["Fireball"] >= steps / 4 for r in medians),
-    }
+def summary(result: Committed) -> dict:
+    """Per class of interest: the leading component, its frames and the most of the rest."""
+    out: dict = {}
+    for key, cls in (("explosion", "Explosion"), ("fireball", "Fireball")):
+        k, frames, rest = result.lead(cls)
+        out[key] = {"component": k, "frames": frames, "others_max": rest}
+    quarter = [row for row in result.median_frames if row.frames["Fireball"] >= result.steps / 4]
+    out["fireball_components_quarter"] = len(quarter)
+    return out
 
 
 def main() -> None:

@@ -84,6 +84,18 @@ def test_values_keep_their_json_type(tmp_path: Path) -> None:
         }))  # fmt: skip
 
 
+def test_committed_lead_names_the_leading_component_and_the_rest(tmp_path: Path) -> None:
+    rows = [{"component": k, "Explosion": e, "Fireball": 5.0} for k, e in enumerate([3, 900, 40])]
+    doc = {"model": 0, "tests": 10, "steps": 1000, "start_t": 150,
+           "classes": ["Explosion", "Fireball"], "median_frames": rows,
+           "explosion_component": 1, "paper": "p", "note": "n"}  # fmt: skip
+    c = records.read_committed(_write(tmp_path / "c.json", doc))
+    assert c.lead("Explosion") == (1, 900, 40)
+    assert c.lead("Fireball") == (0, 5.0, 5.0)  # a tie: the first component leads
+    empty = records.read_committed(_write(tmp_path / "e.json", {**doc, "median_frames": []}))
+    assert empty.lead("Explosion") is None
+
+
 def test_components_keep_the_files_model_order(tmp_path: Path) -> None:
     model = {"figure": "f.png", "dominant_share": [1, 2], "switches": 3, "start_episode": 4}
     a = records.read_components(_write(tmp_path / "a.json", {

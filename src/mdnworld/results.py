@@ -287,13 +287,12 @@ def _beside_c(folders: dict[str, Path]) -> list[str]:
     for cls in dict.fromkeys(c for _, r in cols for c in r.classes):
         cells = []
         for _, r in cols:
-            frames = {row.component: row.frames[cls] for row in r.median_frames}
-            if not frames:
+            lead = r.lead(cls)
+            if lead is None:
                 cells.append("—")
                 continue
-            k = max(frames, key=frames.__getitem__)
-            rest = max((v for j, v in frames.items() if j != k), default=0.0)
-            cells.append(f"k={k}: {frames[k]:g} (others ≤ {rest:g})")
+            k, frames, rest = lead
+            cells.append(f"k={k}: {frames:g} (others ≤ {rest:g})")
         lines.append(f"| {cls} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 

@@ -115,6 +115,15 @@ class Committed:
     detectors: str = "spec"
     wall_red_over_blue: float = 0.0
 
+    def lead(self, cls: str) -> tuple[int, float, float] | None:
+        """The component that dreams ``cls`` most (median frames), those frames, and the most
+        any other component dreams; None without components."""
+        frames = {row.component: row.frames[cls] for row in self.median_frames}
+        if not frames:
+            return None
+        k = max(frames, key=frames.__getitem__)
+        return k, frames[k], max((v for j, v in frames.items() if j != k), default=0.0)
+
 
 def _committed(d: Doc) -> Committed:
     classes = tuple(d["classes"])
